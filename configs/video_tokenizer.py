@@ -1,0 +1,173 @@
+"""MAGVIT-v2 video tokenizer: causal 3D CNN + lookup-free quantization.
+
+Usage:
+  python train.py --config=configs/video_tokenizer.py:demo --workdir=/tmp/vt
+  python train.py --config=configs/video_tokenizer.py:tiny --workdir=/tmp/vt --config.train.steps=50
+
+Variants:
+  tiny   -- seconds per step on CPU; used by the tests.
+  demo   -- trains on a 2-core CPU in under an hour: 64x64, 17 frames at 8 fps -> 5x8x8 ids of 14 bits.
+            A cheaper shape of the same design: 4x4 space-to-depth stem, factorized (2+1)D causal convs,
+            early temporal downsampling, one residual block per resolution.
+  faithful64 -- the paper's layer pattern at 64x64 with 32 base channels (full 3x3x3 convs at full
+                resolution; ~50 s/step at batch 8 on that CPU), for accelerators.
+  paper  -- MAGVIT-v2 as in the paper (17x128x128 -> 5x16x16, 18 bits, 128 base channels, mults 1,2,2,4,
+            4 res blocks, 3D discriminator, LeCAM): for accelerators.
+"""
+
+import ml_collections
+
+from videopoet_jax.config_utils import parse_arg
+
+
+def get_config(arg=None):
+  """Returns the video tokenizer config for `arg` (a variant name plus optional key=value items)."""
+  arg = parse_arg(arg, variant="demo")
+  config = ml_collections.ConfigDict()
+  # Which trainer train.py dispatches to.
+  config.trainer = "video_tokenizer"
+  config.variant = arg.variant
+  config.seed = 0
+
+  # Clip format: frames = 1 + 4k (causal), pixels in [-1, 1].
+  config.data = ml_collections.ConfigDict()
+  config.data.frames = 17
+  config.data.fps = 8
+  config.data.size = 64
+  # Training mixture: fraction of procedural shapes_world clips; the rest comes from real footage.
+  config.data.procedural_fraction = 0.3
+  # Folder of real videos (mp4/avi/...) to cut clips from; empty means procedural clips only.
+  config.data.video_dir = ""
+  # Files (by name) never used for training, kept for the held-out check.
+  config.data.holdout = ("Megamind.avi", "Megamind_bugy.avi")
+  # Worker threads preparing batches.
+  config.data.workers = 1
+
+  config.model = ml_collections.ConfigDict()
+  # Space-to-depth factor applied to pixels before the first conv (1 = paper).
+  config.model.patch_size = 1
+  # Channels of the first resolution; later resolutions multiply it.
+  config.model.base_channels = 128
+  config.model.channel_multipliers = (1, 2, 2, 4)
+  # Residual blocks per resolution in the encoder and in the decoder.
+  config.model.num_res_blocks = 4
+  # Which down stages (all but the last resolution) halve space; which halve time.
+  config.model.spatial_downsample = (True, True, True)
+  config.model.temporal_downsample = (False, True, True)
+  # True: (1,3,3) spatial then (3,1,1) causal temporal conv; False: full 3x3x3 causal conv.
+  config.model.factorized_conv = False
+  # Decoder upsampling conv emits the next (narrower) level's width instead of its own (cheaper).
+  config.model.narrow_upsample = False
+  # GroupNorm groups (clipped to divide the channel count).
+  config.model.norm_groups = 32
+  # Bits per token: the codebook has 2**code_bits entries.
+  config.model.code_bits = 18
+  # Bits per entropy sub-group: the entropy costs code_bits/group * 2**group instead of 2**code_bits.
+  config.model.entropy_group_bits = 9
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.l1_weight = 0.0
+  config.loss.l2_weight = 5.0
+  config.loss.commitment_weight = 0.25
+  config.loss.entropy_weight = 0.1
+  # Entropy weight starts at entropy_weight * entropy_boost and decays linearly to 1x.
+  config.loss.entropy_boost = 3.0
+  config.loss.entropy_boost_steps = 2000
+  # Inverse temperature of the soft code assignment used by the entropy penalty.
+  config.loss.entropy_inv_temperature = 100.0
+  # Adversarial training (0 disables the discriminator entirely).
+  config.loss.adversarial_weight = 0.1
+  config.loss.gan_loss = "non_saturating"  # or "hinge"
+  config.loss.disc_start_step = 0
+  config.loss.r1_weight = 10.0
+  config.loss.r1_every = 20
+  config.loss.lecam_weight = 0.001
+  config.loss.lecam_decay = 0.999
+
+  config.disc = ml_collections.ConfigDict()
+  config.disc.base_channels = 128
+  config.disc.channel_multipliers = (2, 4, 4, 4, 4)
+
+  config.train = ml_collections.ConfigDict()
+  config.train.steps = 100_000
+  config.train.batch_size = 256
+  config.train.learning_rate = 1e-4
+  config.train.warmup_steps = 500
+  config.train.b1 = 0.0
+  config.train.b2 = 0.99
+  config.train.disc_lr_scale = 0.8
+  config.train.grad_clip = 1.0
+  config.train.ema_decay = 0.999
+  config.train.log_every = 50
+  config.train.checkpoint_every = 1000
+  config.train.keep_checkpoints = 3
+
+  # Mesh: -1 is filled with the remaining devices. The tokenizer is data parallel.
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.shape = (-1, 1, 1)
+  config.mesh.axes = ("data", "fsdp", "tensor")
+
+  if arg.variant == "paper":
+    config.data.size = 128
+  elif arg.variant == "faithful64":
+    config.model.base_channels = 32
+    config.model.channel_multipliers = (1, 2, 2, 4)
+    config.model.num_res_blocks = 2
+    config.model.code_bits = 12
+    config.model.entropy_group_bits = 6
+    config.train.batch_size = 8
+  elif arg.variant == "demo":
+    config.model.patch_size = 4
+    config.model.base_channels = 32
+    config.model.channel_multipliers = (1, 2, 4)
+    config.model.num_res_blocks = 1
+    config.model.spatial_downsample = (True, False)
+    config.model.temporal_downsample = (True, True)
+    config.model.factorized_conv = True
+    config.model.narrow_upsample = True
+    config.model.norm_groups = 16
+    config.model.code_bits = 14
+    config.model.entropy_group_bits = 7
+    config.loss.l2_weight = 1.0
+    config.loss.l1_weight = 1.0
+    config.loss.adversarial_weight = 0.0
+    config.loss.entropy_boost_steps = 500
+    config.train.steps = 2200
+    config.train.batch_size = 8
+    config.train.learning_rate = 1e-3
+    config.train.warmup_steps = 100
+    config.train.b1 = 0.9
+    config.train.ema_decay = 0.99
+    config.train.log_every = 25
+    config.train.checkpoint_every = 250
+    config.data.workers = 2
+    config.data.procedural_fraction = 0.25
+    config.data.video_dir = "media/video"
+  elif arg.variant == "tiny":
+    config.data.frames = 5
+    config.data.size = 16
+    config.data.procedural_fraction = 1.0
+    config.model.patch_size = 2
+    config.model.base_channels = 8
+    config.model.channel_multipliers = (1, 2, 2)
+    config.model.num_res_blocks = 1
+    config.model.spatial_downsample = (True, True)
+    config.model.temporal_downsample = (True, True)
+    config.model.factorized_conv = False
+    config.model.norm_groups = 4
+    config.model.code_bits = 8
+    config.model.entropy_group_bits = 4
+    config.loss.adversarial_weight = 0.0
+    config.disc.base_channels = 8
+    config.disc.channel_multipliers = (2, 2)
+    config.train.steps = 20
+    config.train.batch_size = 8
+    config.train.learning_rate = 3e-3
+    config.train.warmup_steps = 5
+    config.train.b1 = 0.9
+    config.train.ema_decay = 0.9
+    config.train.log_every = 5
+    config.train.checkpoint_every = 10
+  else:
+    raise ValueError(f"unknown video tokenizer variant {arg.variant!r}: tiny | demo | faithful64 | paper")
+  return config

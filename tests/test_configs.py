@@ -1,0 +1,48 @@
+import glob
+import os
+
+import pytest
+from absl import flags
+from conftest import REPO
+from ml_collections import config_flags
+
+CONFIG_VARIANTS = {"video_tokenizer": ["tiny", "demo", "faithful64", "paper"]}
+
+
+def _parse(argv):
+  """Parses argv with a fresh FlagValues holding train.py's --config definition."""
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file(
+    "config", None, "config", flag_values=values, lock_config=True, sys_argv=["prog", *argv]
+  )
+  values(["prog", *argv])
+  return values.config
+
+
+def test_every_config_file_is_covered():
+  files = {os.path.basename(p)[:-3] for p in glob.glob(str(REPO / "configs" / "*.py"))}
+  assert files - {"__init__"} == set(CONFIG_VARIANTS)
+
+
+@pytest.mark.parametrize("name, variant", [(n, v) for n, vs in CONFIG_VARIANTS.items() for v in vs])
+def test_configs_load_lock_and_override(name, variant):
+  path = str(REPO / "configs" / f"{name}.py")
+  config = _parse([f"--config={path}:{variant}", "--config.train.steps=7"])
+  assert config.trainer == name and config.variant == variant
+  assert config.train.steps == 7
+  with pytest.raises(AttributeError):
+    config.new_field = 1  # locked: typos cannot add keys
+  with pytest.raises(TypeError):
+    config.train.steps = "many"
+
+
+def test_override_of_unknown_key_fails():
+  with pytest.raises((flags.IllegalFlagValueError, AttributeError), match="widht"):
+    _parse([f"--config={REPO / 'configs' / 'video_tokenizer.py'}:tiny", "--config.model.widht=64"])
+
+
+def test_unknown_variant_fails():
+  from conftest import load_config
+
+  with pytest.raises(ValueError, match="unknown video tokenizer variant"):
+    load_config("video_tokenizer", "huge")

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from videopoet_jax.data import media, shapes_world
+from videopoet_jax.eval import video_metrics
+
+
+def _write_clip(path, frames=20, fps=8):
+  video = np.concatenate([shapes_world.render(s)["video"] for s in (1, 2)])[:frames]
+  media.write_video(str(path), video, fps)
+  return video
+
+
+def test_write_read_round_trip(tmp_path):
+  video = _write_clip(tmp_path / "a.mp4")
+  decoded = media.read_video(str(tmp_path / "a.mp4"))
+  assert decoded.frames.shape == video.shape and decoded.fps == pytest.approx(8)
+  assert video_metrics.psnr(video[None], decoded.frames[None])[0] > 30  # lossy but close
+
+
+def test_clips_cover_the_whole_video(tmp_path):
+  _write_clip(tmp_path / "a.mp4", frames=20)
+  clips = video_metrics.clips_from_video(str(tmp_path / "a.mp4"), frames=17, fps=8, size=32)
+  assert clips.shape == (2, 17, 32, 32, 3) and clips.dtype == np.uint8
+  np.testing.assert_array_equal(clips[1, 3:], np.repeat(clips[1, 2:3], 14, axis=0))  # padded tail
+
+
+def test_resample_indices():
+  np.testing.assert_array_equal(media.resample_indices(30, 30.0, 10.0), np.arange(10) * 3)
+  np.testing.assert_array_equal(media.resample_indices(5, 4.0, 8.0), [0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+
+
+def test_metrics():
+  a = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
+  assert np.isinf(video_metrics.psnr(a, a)).all() or (video_metrics.psnr(a, a) > 90).all()
+  np.testing.assert_allclose(video_metrics.ssim(a, a), 1.0)
+  b = np.clip(a.astype(int) + 10, 0, 255).astype(np.uint8)
+  assert (video_metrics.psnr(a, b) < 30).all() and (video_metrics.ssim(a, b) < 1).all()
+
+
+def test_undecodable_file_raises(tmp_path):
+  bad = tmp_path / "bad.mp4"
+  bad.write_bytes(np.random.default_rng(0).bytes(5000))
+  with pytest.raises(media.MediaError, match="bad.mp4"):
+    media.read_video(str(bad))
+
+
+def _eval(*args):
+  return subprocess.run(
+    [sys.executable, str(REPO / "tokenizers" / "eval.py"), *args], capture_output=True, text=True, cwd=REPO
+  )
+
+
+def test_eval_cli_round_trips_a_file(tmp_path, tiny_video_config):
+  from videopoet_jax.training import video_tokenizer as trainer_lib
+
+  tiny_video_config.train.steps = 2
+  trainer_lib.train(tiny_video_config, str(tmp_path / "wd"))
+  _write_clip(tmp_path / "in.mp4")
+  out = _eval(
+    f"--video={tmp_path / 'in.mp4'}", f"--checkpoint={tmp_path / 'wd'}", f"--output={tmp_path / 'o.mp4'}"
+  )
+  assert out.returncode == 0, out.stderr[-2000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert result["clips"] == 4 and result["tokens_per_clip"] == 2 * 2 * 2
+  assert result["bits_per_pixel"] == pytest.approx(8 * 8 / (5 * 16 * 16))
+  assert 0 < result["psnr"] < 60 and -1 <= result["ssim"] <= 1
+  side = media.read_video(str(tmp_path / "o.mp4")).frames
+  assert side.shape[1:] == (256, 512, 3)
+
+
+def test_eval_cli_errors_are_one_line(tmp_path):
+  out = _eval(f"--video={tmp_path / 'missing.mp4'}", f"--checkpoint={tmp_path}")
+  assert out.returncode != 0
+  assert out.stderr.strip().splitlines()[-1].startswith("error:")

@@ -1,0 +1,104 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from videopoet_jax.tokenizers.layers import depth_to_space, space_to_depth
+from videopoet_jax.tokenizers.video import VideoGeometry, VideoTokenizer
+
+
+@pytest.fixture
+def tokenizer(tiny_video_config):
+  model = VideoTokenizer(tiny_video_config.model, rngs=nnx.Rngs(0))
+  # Random-init AdaGN maps are zero; perturb every parameter so no path is trivially constant.
+  params = nnx.state(model, nnx.Param)
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+  leaves = [x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+  nnx.update(model, jax.tree.unflatten(treedef, leaves))
+  return model
+
+
+def _video(config, key=0, batch=2, frames=None):
+  frames = frames or config.data.frames
+  return jax.random.uniform(
+    jax.random.PRNGKey(key), (batch, frames, config.data.size, config.data.size, 3), minval=-1, maxval=1
+  )
+
+
+@pytest.mark.parametrize("variant", ["tiny", "demo", "faithful64", "paper"])
+def test_geometry_of_every_variant(variant):
+  from conftest import load_config
+
+  config = load_config("video_tokenizer", variant)
+  geometry = VideoGeometry.from_config(config.model)
+  assert geometry.spatial_factor == 8
+  assert geometry.temporal_factor == 4
+  t, h, w = geometry.latent_shape(config.data.frames, config.data.size, config.data.size)
+  assert geometry.video_shape(t, h, w) == (config.data.frames, config.data.size, config.data.size)
+  assert geometry.latent_shape(1, 64, 64) == (1, 8, 8)
+
+
+def test_encode_decode_shapes(tokenizer, tiny_video_config):
+  video = _video(tiny_video_config, frames=9)
+  ids = tokenizer.encode(video)
+  assert ids.shape == (2, 3, 2, 2) and ids.dtype == jnp.int32
+  assert int(ids.min()) >= 0 and int(ids.max()) < 2**tiny_video_config.model.code_bits
+  recon = tokenizer.decode(ids)
+  assert recon.shape == video.shape
+  assert float(recon.min()) >= -1 and float(recon.max()) <= 1
+  np.testing.assert_array_equal(tokenizer.codes_to_ids(tokenizer.ids_to_codes(ids)), ids)
+
+
+def test_encoder_is_causal(tokenizer, tiny_video_config):
+  video = _video(tiny_video_config, frames=9)
+  z = tokenizer.encode_latents(video)
+  # Latent j covers frames up to 4j: changing frames 5.. must leave latents 0 and 1 untouched.
+  changed = video.at[:, 5:].set(_video(tiny_video_config, key=7, frames=9)[:, 5:])
+  z_changed = tokenizer.encode_latents(changed)
+  np.testing.assert_array_equal(z_changed[:, :2], z[:, :2])
+  assert not np.allclose(z_changed[:, 2], z[:, 2])
+
+
+def test_decoder_is_causal(tokenizer, tiny_video_config):
+  ids = tokenizer.encode(_video(tiny_video_config, frames=9))
+  other = ids.at[:, 2].set((ids[:, 2] + 1) % 2**tiny_video_config.model.code_bits)
+  a, b = tokenizer.decode(ids), tokenizer.decode(other)
+  np.testing.assert_array_equal(a[:, :5], b[:, :5])
+  assert not np.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_image_encodes_as_first_latent_frame(tokenizer, tiny_video_config):
+  video = _video(tiny_video_config, frames=9)
+  image_latents = tokenizer.encode_latents(video[:, :1])
+  np.testing.assert_allclose(image_latents[:, 0], tokenizer.encode_latents(video)[:, 0], atol=1e-5)
+  np.testing.assert_array_equal(tokenizer.encode(video[:, :1])[:, 0], tokenizer.encode(video)[:, 0])
+
+
+def test_space_depth_round_trip():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 8, 12, 5))
+  np.testing.assert_array_equal(depth_to_space(space_to_depth(x, 4), 1, 4), x)
+
+
+@pytest.mark.parametrize(
+  "make, message",
+  [
+    (lambda v: v[0], r"\[B, T, H, W, 3\]"),
+    (lambda v: v * 3.0, r"\[-1, 1\]"),
+    (lambda v: ((v + 1) * 127).astype(jnp.uint8), "float"),
+    (lambda v: v[:, :4], "1 \\+ 4k frames"),
+    (lambda v: v[:, :, :12, :12], "divisible by 8"),
+  ],
+)
+def test_bad_videos_are_rejected(tokenizer, tiny_video_config, make, message):
+  with pytest.raises(ValueError, match=message):
+    tokenizer.encode(make(_video(tiny_video_config)))
+
+
+def test_bad_ids_are_rejected(tokenizer, tiny_video_config):
+  bits = tiny_video_config.model.code_bits
+  with pytest.raises(ValueError, match=r"\[0, 256\)"):
+    tokenizer.decode(jnp.full((1, 2, 2, 2), 2**bits, jnp.int32))
+  with pytest.raises(ValueError, match="integers"):
+    tokenizer.decode(jnp.zeros((1, 2, 2, 2), jnp.float32))

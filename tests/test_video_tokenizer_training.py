@@ -1,0 +1,95 @@
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from videopoet_jax import sharding
+from videopoet_jax.data import tokenizer_clips
+from videopoet_jax.tokenizers import pretrained
+from videopoet_jax.training import video_tokenizer as trainer_lib
+
+
+def _one_clip_batch(config):
+  clip = tokenizer_clips.make_clip_fn(config.data, seed=0)(3)
+  return np.repeat(clip[None], config.train.batch_size, axis=0)
+
+
+def test_tiny_model_overfits_one_clip(tiny_video_config):
+  config = tiny_video_config
+  config.train.steps = 300
+  config.loss.entropy_weight = 0.0
+  trainer = trainer_lib.Trainer(config)
+  state, batch = trainer.init(), trainer.put_batch(_one_clip_batch(config))
+  psnrs = []
+  for _ in range(config.train.steps):
+    state, metrics = trainer.step_fn(state, batch)
+    psnrs.append(float(metrics["psnr"]))
+  assert np.isfinite(psnrs).all()
+  assert max(psnrs[-10:]) > psnrs[0] + 8.0, (psnrs[0], psnrs[-10:])
+
+
+def test_sharded_step_matches_single_device(tiny_video_config):
+  batch = _one_clip_batch(tiny_video_config)
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    trainer = trainer_lib.Trainer(tiny_video_config, sharding.make_mesh(tiny_video_config.mesh, devices))
+    state, metrics = trainer.step_fn(trainer.init(), trainer.put_batch(batch))
+    results.append((float(metrics["loss"]), jax.device_get(state.params)))
+  assert len(trainer.mesh.devices.flat) == 8
+  np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1]), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_adversarial_step_trains_the_discriminator(tiny_video_config):
+  config = tiny_video_config
+  config.loss.adversarial_weight = 0.1
+  trainer = trainer_lib.Trainer(config)
+  state = trainer.init()
+  before = jax.device_get(state.disc_params)
+  state, metrics = trainer.step_fn(state, trainer.put_batch(_one_clip_batch(config)))
+  for key in ("d_loss", "d_r1", "d_lecam", "g_adversarial"):
+    assert np.isfinite(float(metrics[key])), key
+  assert float(metrics["d_r1"]) > 0  # step 0 applies the lazy R1 penalty
+  after = jax.device_get(state.disc_params)
+  assert any(
+    not np.allclose(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True)
+  )
+
+
+def test_batch_must_divide_over_devices(tiny_video_config):
+  tiny_video_config.train.batch_size = 6
+  with pytest.raises(ValueError, match="not divisible"):
+    trainer_lib.Trainer(tiny_video_config)
+
+
+def _final_params(workdir):
+  module, _ = pretrained.load(workdir, trainer_lib.build_tokenizer, "video_tokenizer")
+  from flax import nnx
+
+  return jax.device_get(nnx.state(module, nnx.Param))
+
+
+def test_interrupted_run_resumes_to_identical_weights(tiny_video_config, tmp_path):
+  config = tiny_video_config
+  config.train.steps, config.train.checkpoint_every, config.train.log_every = 6, 3, 3
+  trainer_lib.train(config, str(tmp_path / "straight"))
+  # A run killed after its step-3 checkpoint, then started again with no extra flag.
+  config.train.steps = 3
+  trainer_lib.train(config, str(tmp_path / "resumed"))
+  config.train.steps = 6
+  trainer_lib.train(config, str(tmp_path / "resumed"))
+  for a, b in zip(
+    jax.tree.leaves(_final_params(tmp_path / "straight")),
+    jax.tree.leaves(_final_params(tmp_path / "resumed")),
+    strict=True,
+  ):
+    np.testing.assert_array_equal(a, b)
+  steps = [json.loads(line)["step"] for line in open(tmp_path / "resumed" / "metrics.jsonl")]
+  assert steps == [3, 6]
+  assert {"codebook_usage", "perplexity", "psnr"} <= set(
+    json.loads(open(tmp_path / "straight" / "metrics.jsonl").readline())
+  )
+  assert os.listdir(tmp_path / "straight" / "tensorboard")

@@ -1,0 +1,82 @@
+"""Helpers for ml_collections configs: variant strings, JSON snapshots, architecture checks.
+
+Config files live in `configs/` and expose `get_config(arg)`; `arg` is the text after the colon in
+`--config=configs/video_tokenizer.py:demo` (big_vision style: `variant,key=value,...`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import ml_collections
+
+# Config sections whose values fix the shapes of the parameters: a checkpoint written with one value
+# cannot be loaded with another.
+ARCHITECTURE_SECTIONS = ("model",)
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+  """Parses `"demo,batch=4"` into a ConfigDict, filling and type-casting `defaults`.
+
+  A bare first item sets the first default key (conventionally `variant`).
+  """
+  result = ml_collections.ConfigDict(dict(defaults))
+  if not arg:
+    return result
+  keys = list(defaults)
+  for i, item in enumerate(x for x in arg.split(",") if x):
+    if "=" in item:
+      key, value = item.split("=", 1)
+    elif i == 0 and keys:
+      key, value = keys[0], item
+    else:
+      raise ValueError(f"config argument item {item!r} is not key=value")
+    if key not in defaults:
+      raise ValueError(f"unknown config argument {key!r}; known: {sorted(defaults)}")
+    default = defaults[key]
+    if isinstance(default, bool):
+      result[key] = value.lower() in ("1", "true", "yes")
+    elif default is None:
+      result[key] = value
+    else:
+      result[key] = type(default)(value)
+  return result
+
+
+def to_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Returns the resolved config as plain JSON-serialisable data (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def architecture_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  """Lists `key: saved -> current` for every architecture value that differs."""
+  diffs = []
+
+  def walk(a: Any, b: Any, path: str) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+      for key in sorted(set(a) | set(b)):
+        walk(a.get(key, "<missing>"), b.get(key, "<missing>"), f"{path}.{key}" if path else key)
+    elif a != b:
+      diffs.append(f"{path}: {a!r} -> {b!r}")
+
+  for section in ARCHITECTURE_SECTIONS:
+    walk(saved.get(section, {}), current.get(section, {}), section)
+  return diffs
+
+
+def check_architecture(saved: dict[str, Any], current: dict[str, Any], where: str) -> None:
+  """Raises a readable ValueError when `current` cannot load parameters saved under `saved`."""
+  diffs = architecture_diff(saved, current)
+  if diffs:
+    lines = "\n  ".join(diffs)
+    raise ValueError(
+      f"the checkpoint in {where} was written with a different architecture "
+      f"(saved -> requested):\n  {lines}\n"
+      "Use the config it was trained with, or a fresh --workdir."
+    )
+
+
+def from_json_dict(data: dict[str, Any]) -> ml_collections.ConfigDict:
+  """Rebuilds a ConfigDict from `to_json_dict` output (lists stay lists)."""
+  return ml_collections.ConfigDict(data)

@@ -1,0 +1,103 @@
+"""Video file IO and clip formatting (decode, fps resampling, center crop + resize, mp4 writing).
+
+Frames are uint8 `[T, H, W, 3]` on the host; models take float `[B, T, H, W, 3]` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import imageio.v2 as imageio
+import numpy as np
+from PIL import Image
+
+
+class MediaError(ValueError):
+  """A file that cannot be read as the media it claims to be."""
+
+
+@dataclasses.dataclass
+class DecodedVideo:
+  frames: np.ndarray  # [T, H, W, 3] uint8
+  fps: float
+
+
+def read_video(path: str, max_side: int | None = None) -> DecodedVideo:
+  """Decodes every readable frame of `path` (any container ffmpeg reads).
+
+  A partly damaged file yields the frames that decode (with a warning); a file with none raises MediaError.
+  `max_side` downscales frames on the fly so that their longer side is at most that many pixels.
+  """
+  try:
+    reader = imageio.get_reader(path, "ffmpeg")
+  except Exception as e:  # imageio raises several types for unreadable input.
+    raise MediaError(f"cannot open video {path}: {e}") from e
+  fps = float(reader.get_meta_data().get("fps") or 0.0)
+  frames = []
+  try:
+    for frame in reader:
+      if max_side and max(frame.shape[:2]) > max_side:
+        scale = max_side / max(frame.shape[:2])
+        size = (round(frame.shape[1] * scale), round(frame.shape[0] * scale))
+        frame = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+      frames.append(frame[..., :3])
+  except Exception as e:
+    if not frames:
+      raise MediaError(f"cannot decode video {path}: {e}") from e
+    logging.warning("%s: decoding stopped after %d frames (%s)", path, len(frames), e)
+  finally:
+    reader.close()
+  if not frames or fps <= 0:
+    raise MediaError(f"video {path} has no decodable frames")
+  return DecodedVideo(np.stack(frames), fps)
+
+
+def resample_indices(num_frames: int, src_fps: float, dst_fps: float, start_s: float = 0.0) -> np.ndarray:
+  """Source frame indices (nearest earlier frame) for a clip at `dst_fps` starting at `start_s`."""
+  times = start_s + np.arange(int(np.floor((num_frames / src_fps - start_s) * dst_fps + 1e-6))) / dst_fps
+  return np.minimum(np.floor(times * src_fps + 1e-6).astype(np.int64), num_frames - 1)
+
+
+def crop_resize(frames: np.ndarray, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+  """Crops `box` = (x0, y0, x1, y1) (default: the centred square) and resizes to `size` x `size`.
+
+  `[T, H, W, 3]` uint8 -> `[T, size, size, 3]` uint8 (area-averaging when shrinking).
+  """
+  _, h, w, _ = frames.shape
+  if box is None:
+    side = min(h, w)
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    box = (x0, y0, x0 + side, y0 + side)
+  out = [np.asarray(Image.fromarray(f).crop(box).resize((size, size), Image.BOX)) for f in frames]
+  return np.stack(out)
+
+
+def to_model_range(frames: np.ndarray) -> np.ndarray:
+  """uint8 `[..., 3]` in [0, 255] -> float32 in [-1, 1]."""
+  return frames.astype(np.float32) / 127.5 - 1.0
+
+
+def from_model_range(video) -> np.ndarray:
+  """float in [-1, 1] -> uint8 in [0, 255] (clipped, rounded)."""
+  return np.clip(np.round((np.asarray(video, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def write_video(path: str, frames: np.ndarray, fps: float, display_size: int | None = None) -> None:
+  """Writes `[T, H, W, 3]` uint8 frames as an H.264 mp4 (or a GIF if `path` ends in .gif).
+
+  `display_size` upscales with nearest neighbour for viewing small clips.
+  """
+  if display_size and display_size != frames.shape[1]:
+    scale = max(1, display_size // frames.shape[1])
+    frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+  if path.endswith(".gif"):
+    imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)
+    return
+  # yuv420p needs even sides; macro_block_size=1 avoids imageio's silent resize.
+  writer = imageio.get_writer(
+    path, fps=fps, codec="libx264", quality=9, macro_block_size=1, pixelformat="yuv420p"
+  )
+  for frame in frames:
+    writer.append_data(frame)
+  writer.close()

@@ -1,0 +1,1 @@
+"""Evaluation: reconstruction metrics for the tokenizers, per-task scores for the LM."""

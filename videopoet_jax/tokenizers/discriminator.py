@@ -1,0 +1,96 @@
+"""MAGVIT-v2's 3D StyleGAN-like discriminator and the adversarial losses (non-saturating or hinge, R1, LeCAM).
+
+Non-causal 3x3x3 convs, LeakyReLU(0.2), residual down blocks with [1, 2, 1]^3 blur pooling, no norm layers.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+LEAKY_SLOPE = 0.2
+
+
+def blur_pool_3d(x: jax.Array) -> jax.Array:
+  """[1, 2, 1]^3 blur then stride 2 in T, H, W: `[B, T, H, W, C] -> [B, ceil(T/2), H/2, W/2, C]`."""
+  taps = jnp.array([1.0, 2.0, 1.0])
+  kernel = taps[:, None, None] * taps[None, :, None] * taps[None, None, :]
+  kernel = (kernel / kernel.sum()).astype(x.dtype)
+  c = x.shape[-1]
+  kernel = jnp.broadcast_to(kernel[..., None, None], (3, 3, 3, 1, c))
+  return jax.lax.conv_general_dilated(
+    x,
+    kernel,
+    (2, 2, 2),
+    ((1, 1), (1, 1), (1, 1)),
+    dimension_numbers=("NTHWC", "THWIO", "NTHWC"),
+    feature_group_count=c,
+  )
+
+
+class ResBlockDown(nnx.Module):
+  """Conv X->Y + LReLU -> blur pool -> Conv Y->Y + LReLU, skip: blur pool -> 1x1 conv; sum / sqrt(2)."""
+
+  def __init__(self, in_channels: int, out_channels: int, *, rngs: nnx.Rngs):
+    self.conv1 = nnx.Conv(in_channels, out_channels, (3, 3, 3), rngs=rngs)
+    self.conv2 = nnx.Conv(out_channels, out_channels, (3, 3, 3), rngs=rngs)
+    self.skip = nnx.Conv(in_channels, out_channels, (1, 1, 1), use_bias=False, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = nnx.leaky_relu(self.conv1(x), LEAKY_SLOPE)
+    h = nnx.leaky_relu(self.conv2(blur_pool_3d(h)), LEAKY_SLOPE)
+    return (h + self.skip(blur_pool_3d(x))) / jnp.sqrt(2.0)
+
+
+class Discriminator(nnx.Module):
+  """`[B, T, H, W, 3]` in [-1, 1] -> `[B]` logits (real > 0)."""
+
+  def __init__(self, disc: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    c = disc.base_channels
+    self.conv_in = nnx.Conv(3, c, (3, 3, 3), rngs=rngs)
+    blocks = []
+    for m in disc.channel_multipliers:
+      blocks.append(ResBlockDown(c, disc.base_channels * m, rngs=rngs))
+      c = disc.base_channels * m
+    self.blocks = nnx.List(blocks)
+    self.conv_out = nnx.Conv(c, c, (3, 3, 3), rngs=rngs)
+    self.dense = nnx.Linear(c, c, rngs=rngs)
+    self.logit = nnx.Linear(c, 1, rngs=rngs)
+
+  def __call__(self, video: jax.Array) -> jax.Array:
+    h = nnx.leaky_relu(self.conv_in(video), LEAKY_SLOPE)
+    for block in self.blocks:
+      h = block(h)
+    h = nnx.leaky_relu(self.conv_out(h), LEAKY_SLOPE).mean(axis=(1, 2, 3))
+    return self.logit(nnx.leaky_relu(self.dense(h), LEAKY_SLOPE))[:, 0]
+
+
+def generator_loss(fake_logits: jax.Array, kind: str) -> jax.Array:
+  if kind == "non_saturating":
+    return jnp.mean(jax.nn.softplus(-fake_logits))
+  if kind == "hinge":
+    return -jnp.mean(fake_logits)
+  raise ValueError(f"unknown gan_loss {kind!r}: non_saturating | hinge")
+
+
+def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array, kind: str) -> jax.Array:
+  if kind == "non_saturating":
+    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+  if kind == "hinge":
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+  raise ValueError(f"unknown gan_loss {kind!r}: non_saturating | hinge")
+
+
+def lecam_loss(real_logits, fake_logits, ema_real, ema_fake) -> jax.Array:
+  """LeCAM regulariser: relu(D(real) - ema_fake)^2 + relu(ema_real - D(fake))^2."""
+  return jnp.mean(jax.nn.relu(real_logits - ema_fake) ** 2) + jnp.mean(
+    jax.nn.relu(ema_real - fake_logits) ** 2
+  )
+
+
+def r1_penalty(disc_fn, real: jax.Array) -> jax.Array:
+  """Mean over the batch of |grad_x D(x_real)|^2."""
+  grads = jax.grad(lambda x: jnp.sum(disc_fn(x)))(real)
+  return jnp.mean(jnp.sum(grads**2, axis=tuple(range(1, grads.ndim))))

@@ -1,0 +1,73 @@
+"""Exported tokenizer parameters: write them after training, load them for eval, encoding and sampling.
+
+An export folder holds `config.json` (the resolved training config plus `export_format`) and `params/`
+(orbax, the EMA weights). Trainers refresh `<workdir>/export` at every checkpoint, so a workdir loads too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from videopoet_jax import config_utils
+
+EXPORT_FORMAT = 1
+EXPORT_SUBDIR = "export"
+# Where the bundled default models live inside the package.
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets")
+
+
+def bundled_path(name: str) -> str:
+  """Path of bundled model `name` (e.g. "video_tokenizer"); raises FileNotFoundError when absent."""
+  path = os.path.join(BUNDLED_DIR, name)
+  if not os.path.exists(os.path.join(path, "config.json")):
+    raise FileNotFoundError(
+      f"there is no bundled {name.replace('_', ' ')} yet ({path} is empty); pass --checkpoint=DIR "
+      "with a workdir or export folder from train.py"
+    )
+  return path
+
+
+def export(path: str, params: nnx.State, config: ml_collections.ConfigDict) -> None:
+  """Writes `params` and the config to the export folder `path` (overwriting it)."""
+  os.makedirs(path, exist_ok=True)
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(os.path.abspath(os.path.join(path, "params")), params, force=True)
+  data = config_utils.to_json_dict(config)
+  data["export_format"] = EXPORT_FORMAT
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump(data, f, indent=1)
+
+
+def _read_export_config(path: str) -> ml_collections.ConfigDict:
+  with open(os.path.join(path, "config.json")) as f:
+    data = json.load(f)
+  version = data.pop("export_format", None)
+  if version != EXPORT_FORMAT:
+    raise ValueError(f"{path} has export format {version}; this code reads format {EXPORT_FORMAT}")
+  return config_utils.from_json_dict(data)
+
+
+def load(path: str, build_module, trainer: str):
+  """Loads `(module, config)` from an export folder, or from the export inside a training workdir.
+
+  `build_module(config) -> nnx.Module` builds the architecture; `trainer` is the expected config.trainer.
+  """
+  if os.path.isdir(os.path.join(path, EXPORT_SUBDIR)):
+    path = os.path.join(path, EXPORT_SUBDIR)
+  if not os.path.exists(os.path.join(path, "config.json")):
+    raise FileNotFoundError(f"{path} holds no exported model (config.json + params/ from train.py)")
+  config = _read_export_config(path)
+  if config.get("trainer") != trainer:
+    raise ValueError(f"{path} holds a {config.get('trainer')!r} model, not a {trainer!r}")
+  module = build_module(config)
+  abstract = jax.eval_shape(lambda: nnx.state(module, nnx.Param))
+  with ocp.StandardCheckpointer() as ckptr:
+    params = ckptr.restore(os.path.abspath(os.path.join(path, "params")), abstract)
+  nnx.update(module, params)
+  return module, config

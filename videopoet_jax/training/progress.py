@@ -1,0 +1,53 @@
+"""Training progress: a log line (step, metrics, steps/s, ETA), TensorBoard scalars, metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+from tensorboardX import SummaryWriter
+
+
+def quiet_library_logs() -> None:
+  """Drops orbax's per-save INFO chatter from the absl log, keeping its warnings and errors."""
+  logging.getLogger("absl").addFilter(
+      lambda record: record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
+  )
+
+
+def format_seconds(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressLogger:
+  """Writes metrics every call; speed and ETA are measured between calls (compile time excluded)."""
+
+  def __init__(self, workdir: str, total_steps: int, start_step: int):
+    self.total_steps = total_steps
+    self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115 -- closed in close().
+    self.last_step, self.last_time = start_step, None
+    self.started = time.time()
+
+  def log(self, step: int, metrics: dict[str, float]) -> None:
+    now = time.time()
+    rate = (step - self.last_step) / (now - self.last_time) if self.last_time else float("nan")
+    self.last_step, self.last_time = step, now
+    eta = (self.total_steps - step) / rate if rate == rate and rate > 0 else float("nan")
+    for key, value in metrics.items():
+      self.writer.add_scalar(key, value, step)
+    self.writer.add_scalar("steps_per_s", rate, step)
+    self.writer.flush()
+    record = {"step": step, "steps_per_s": rate, "wall_s": now - self.started, **metrics}
+    self.jsonl.write(json.dumps(record) + "\n")
+    self.jsonl.flush()
+    shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+    eta_text = format_seconds(eta) if eta == eta else "?"
+    logging.info("step %d/%d %s | %.2f steps/s | ETA %s", step, self.total_steps, shown, rate, eta_text)
+
+  def close(self) -> None:
+    self.writer.close()
+    self.jsonl.close()

@@ -1,0 +1,275 @@
+"""Trainer for the MAGVIT-v2 video tokenizer (config.trainer == "video_tokenizer").
+
+Generator loss = l2 * MSE + l1 * L1 + commitment + entropy(step) [+ adversarial]; discriminator with
+R1 (lazy, every r1_every steps) and LeCAM when config.loss.adversarial_weight > 0. EMA weights are
+kept for export. Data parallel: the state is replicated, batches are split over the mesh's batch axes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx, struct
+
+from videopoet_jax import sharding
+from videopoet_jax.data import tokenizer_clips
+from videopoet_jax.tokenizers import discriminator as disc_lib
+from videopoet_jax.tokenizers import lfq, pretrained
+from videopoet_jax.tokenizers.video import VideoTokenizer, param_count
+from videopoet_jax.training import checkpoints
+from videopoet_jax.training.progress import ProgressLogger
+
+# PSNR of a mean squared error measured on [-1, 1] pixels (peak-to-peak 2).
+PEAK_SQUARED = 4.0
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: nnx.State
+  opt_state: optax.OptState
+  ema_params: nnx.State
+  disc_params: nnx.State | None
+  disc_opt_state: optax.OptState | None
+  # EMA of the mean discriminator logits on (real, fake), for LeCAM.
+  lecam_ema: jax.Array
+
+
+def build_tokenizer(config: ml_collections.ConfigDict, seed: int = 0) -> VideoTokenizer:
+  return VideoTokenizer(config.model, rngs=nnx.Rngs(seed))
+
+
+def uses_gan(config: ml_collections.ConfigDict) -> bool:
+  return config.loss.adversarial_weight > 0
+
+
+def make_optimizer(train: ml_collections.ConfigDict, lr_scale: float = 1.0) -> optax.GradientTransformation:
+  """Adam with linear warmup + cosine decay and global-norm clipping."""
+  schedule = optax.warmup_cosine_decay_schedule(
+    0.0, train.learning_rate * lr_scale, train.warmup_steps, max(train.steps, train.warmup_steps + 1)
+  )
+  return optax.chain(
+    optax.clip_by_global_norm(train.grad_clip), optax.adam(schedule, b1=train.b1, b2=train.b2)
+  )
+
+
+def entropy_weight(loss: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+  """entropy_weight * (1 + (boost - 1) * max(0, 1 - step / boost_steps)): boost x at step 0, 1x later."""
+  decay = jnp.maximum(0.0, 1.0 - step / max(loss.entropy_boost_steps, 1))
+  return loss.entropy_weight * (1.0 + (loss.entropy_boost - 1.0) * decay)
+
+
+def psnr(mse: jax.Array) -> jax.Array:
+  return 10.0 * jnp.log10(PEAK_SQUARED / jnp.maximum(mse, 1e-10))
+
+
+def init_state(config: ml_collections.ConfigDict) -> tuple[nnx.GraphDef, nnx.GraphDef | None, TrainState]:
+  """Builds the model(s) and optimizer state (call under jit to place it)."""
+  graphdef, params = nnx.split(build_tokenizer(config, config.seed), nnx.Param)
+  disc_graphdef = disc_params = disc_opt_state = None
+  if uses_gan(config):
+    disc_graphdef, disc_params = nnx.split(
+      disc_lib.Discriminator(config.disc, rngs=nnx.Rngs(config.seed + 1)), nnx.Param
+    )
+    disc_opt_state = make_optimizer(config.train, config.train.disc_lr_scale).init(disc_params)
+  state = TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state=make_optimizer(config.train).init(params),
+    ema_params=jax.tree.map(jnp.copy, params),
+    disc_params=disc_params,
+    disc_opt_state=disc_opt_state,
+    lecam_ema=jnp.zeros((2,), jnp.float32),
+  )
+  return graphdef, disc_graphdef, state
+
+
+def generator_loss(params, graphdef, disc_graphdef, disc_params, batch, config, step):
+  """Returns (total loss, (metrics, reconstruction, ids))."""
+  loss_cfg = config.loss
+  recon, z, codes = nnx.merge(graphdef, params)(batch)
+  mse = jnp.mean((recon - batch) ** 2)
+  l1 = jnp.mean(jnp.abs(recon - batch))
+  commitment = jnp.mean((z - jax.lax.stop_gradient(jnp.sign(codes))) ** 2)
+  per_sample, codebook = lfq.entropy_terms(
+    z, config.model.entropy_group_bits, loss_cfg.entropy_inv_temperature
+  )
+  total = (
+    loss_cfg.l2_weight * mse
+    + loss_cfg.l1_weight * l1
+    + loss_cfg.commitment_weight * commitment
+    + entropy_weight(loss_cfg, step) * (per_sample - codebook)
+  )
+  metrics = {
+    "psnr": psnr(mse),
+    "mse": mse,
+    "l1": l1,
+    "commitment": commitment,
+    "entropy_per_sample": per_sample,
+    "entropy_codebook": codebook,
+  }
+  if disc_graphdef is not None:
+    fake_logits = nnx.merge(disc_graphdef, disc_params)(recon)
+    adv = disc_lib.generator_loss(fake_logits, loss_cfg.gan_loss)
+    on = (step >= loss_cfg.disc_start_step).astype(jnp.float32)
+    total = total + on * loss_cfg.adversarial_weight * adv
+    metrics["g_adversarial"] = adv
+  metrics["loss"] = total
+  return total, (metrics, recon, lfq.codes_to_ids(codes))
+
+
+def discriminator_update(state: TrainState, disc_graphdef, batch, recon, config):
+  """One discriminator step; returns (disc_params, disc_opt_state, lecam_ema, metrics)."""
+  loss_cfg = config.loss
+  disc_fn = lambda p, x: nnx.merge(disc_graphdef, p)(x)
+  fake = jax.lax.stop_gradient(recon)
+
+  def loss_fn(p):
+    real_logits, fake_logits = disc_fn(p, batch), disc_fn(p, fake)
+    d_loss = disc_lib.discriminator_loss(real_logits, fake_logits, loss_cfg.gan_loss)
+    lecam = disc_lib.lecam_loss(real_logits, fake_logits, state.lecam_ema[0], state.lecam_ema[1])
+    r1 = jax.lax.cond(
+      state.step % loss_cfg.r1_every == 0,
+      lambda: disc_lib.r1_penalty(lambda x: disc_fn(p, x), batch),
+      lambda: jnp.zeros(()),
+    )
+    # Lazy R1: applied every r1_every steps, scaled up to keep its average strength.
+    total = d_loss + loss_cfg.lecam_weight * lecam + loss_cfg.r1_weight * loss_cfg.r1_every * r1
+    return total, (d_loss, lecam, r1, real_logits.mean(), fake_logits.mean())
+
+  grads, (d_loss, lecam, r1, real_mean, fake_mean) = jax.grad(loss_fn, has_aux=True)(state.disc_params)
+  updates, opt_state = make_optimizer(config.train, config.train.disc_lr_scale).update(
+    grads, state.disc_opt_state, state.disc_params
+  )
+  on = state.step >= loss_cfg.disc_start_step
+  params = jax.tree.map(
+    lambda new, old: jnp.where(on, new, old),
+    optax.apply_updates(state.disc_params, updates),
+    state.disc_params,
+  )
+  decay = loss_cfg.lecam_decay
+  lecam_ema = decay * state.lecam_ema + (1 - decay) * jnp.stack([real_mean, fake_mean])
+  metrics = {"d_loss": d_loss, "d_lecam": lecam, "d_r1": r1, "d_real": real_mean, "d_fake": fake_mean}
+  return params, opt_state, lecam_ema, metrics
+
+
+def train_step(state: TrainState, batch: jax.Array, *, graphdef, disc_graphdef, config):
+  """One generator (+ discriminator) update. `batch`: `[B, T, H, W, 3]` in [-1, 1]."""
+  grad_fn = jax.grad(generator_loss, has_aux=True)
+  grads, (metrics, recon, ids) = grad_fn(
+    state.params, graphdef, disc_graphdef, state.disc_params, batch, config, state.step
+  )
+  updates, opt_state = make_optimizer(config.train).update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  decay = config.train.ema_decay
+  ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
+  disc_params, disc_opt_state, lecam_ema = state.disc_params, state.disc_opt_state, state.lecam_ema
+  if disc_graphdef is not None:
+    disc_params, disc_opt_state, lecam_ema, d_metrics = discriminator_update(
+      state, disc_graphdef, batch, recon, config
+    )
+    metrics.update(d_metrics)
+  metrics["entropy_weight"] = entropy_weight(config.loss, state.step)
+  metrics["code_counts"] = lfq.code_histogram(ids, 2**config.model.code_bits)
+  new_state = state.replace(
+    step=state.step + 1,
+    params=params,
+    opt_state=opt_state,
+    ema_params=ema,
+    disc_params=disc_params,
+    disc_opt_state=disc_opt_state,
+    lecam_ema=lecam_ema,
+  )
+  return new_state, metrics
+
+
+class Trainer:
+  """Builds the sharded state and the jitted step; shared by `train` and the tests."""
+
+  def __init__(self, config: ml_collections.ConfigDict, mesh=None):
+    self.config = config
+    self.mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
+    parallel = sharding.data_parallel_size(self.mesh)
+    if config.train.batch_size % parallel:
+      raise ValueError(
+        f"batch_size {config.train.batch_size} is not divisible by the {parallel} data-parallel devices"
+      )
+    self.graphdef, self.disc_graphdef, abstract = jax.eval_shape(lambda: init_state(config))
+    self.state_sharding = jax.tree.map(lambda _: sharding.replicated(self.mesh), abstract)
+    self.batch_sharding = sharding.batch_sharding(self.mesh)
+    self.abstract_state = jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, self.state_sharding
+    )
+    step = functools.partial(
+      train_step, graphdef=self.graphdef, disc_graphdef=self.disc_graphdef, config=config
+    )
+    self.step_fn = jax.jit(
+      step,
+      in_shardings=(self.state_sharding, self.batch_sharding),
+      out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+      donate_argnums=0,
+    )
+
+  def init(self) -> TrainState:
+    return jax.jit(lambda: init_state(self.config)[2], out_shardings=self.state_sharding)()
+
+  def put_batch(self, batch: np.ndarray) -> jax.Array:
+    return jax.device_put(batch, self.batch_sharding)
+
+  def tokenizer(self, params: nnx.State) -> VideoTokenizer:
+    return nnx.merge(self.graphdef, params)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains (or resumes) in `workdir`; returns the final state."""
+  os.makedirs(workdir, exist_ok=True)
+  trainer = Trainer(config)
+  manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
+  if manager.latest_step() is not None:
+    state, start = checkpoints.restore(manager, trainer.abstract_state, config)
+    logging.info("resumed from step %d in %s", start, workdir)
+  else:
+    state, start = trainer.init(), 0
+    logging.info("tokenizer: %d parameters", param_count(build_tokenizer(config)))
+  total = config.train.steps
+  batches = iter(
+    tokenizer_clips.training_batches(config.data, config.train.batch_size, config.seed, start, total)
+  )
+  logger = ProgressLogger(workdir, total, start)
+  stop = {"signal": None}
+  previous = {
+    s: signal.signal(s, lambda num, _: stop.update(signal=num)) for s in (signal.SIGINT, signal.SIGTERM)
+  }
+  code_counts = np.zeros(2**config.model.code_bits, np.int64)
+  window = []
+  step = start
+  try:
+    for step in range(start + 1, total + 1):
+      state, metrics = trainer.step_fn(state, trainer.put_batch(next(batches)))
+      code_counts += np.asarray(metrics.pop("code_counts"))
+      window.append(metrics)
+      if step % config.train.log_every == 0 or step == total:
+        means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in window[0]}
+        logger.log(step, {**means, **lfq.usage_stats(code_counts)})
+        code_counts[:] = 0
+        window = []
+      if step % config.train.checkpoint_every == 0 or step == total or stop["signal"]:
+        checkpoints.save(manager, step, state, config, force=True)
+        pretrained.export(os.path.join(workdir, pretrained.EXPORT_SUBDIR), state.ema_params, config)
+      if stop["signal"]:
+        logging.warning("signal %d: saved step %d, stopping", stop["signal"], step)
+        break
+  finally:
+    manager.wait_until_finished()
+    logger.close()
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+  return state
