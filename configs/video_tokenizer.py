@@ -34,10 +34,14 @@ def get_config(arg=None):
   config.data.frames = 17
   config.data.fps = 8
   config.data.size = 64
-  # Training mixture: fraction of procedural shapes_world clips; the rest comes from real footage.
+  # Training mixture: fractions of procedural shapes_world clips and of camera moves over photos; the
+  # rest is cut from real videos.
   config.data.procedural_fraction = 0.3
-  # Folder of real videos (mp4/avi/...) to cut clips from; empty means procedural clips only.
+  config.data.photo_fraction = 0.0
+  # Folder of real videos (mp4/avi/...) to cut clips from.
   config.data.video_dir = ""
+  # Folder of photos (jpg/png) for camera-move clips.
+  config.data.photo_dir = ""
   # Files (by name) never used for training, kept for the held-out check.
   config.data.holdout = ("Megamind.avi", "Megamind_bugy.avi")
   # Worker threads preparing batches.
@@ -128,12 +132,13 @@ def get_config(arg=None):
     config.model.norm_groups = 16
     config.model.code_bits = 14
     config.model.entropy_group_bits = 7
-    config.loss.l2_weight = 1.0
-    config.loss.l1_weight = 1.0
+    # PSNR is what the demo is judged on: mostly L2.
+    config.loss.l2_weight = 4.0
+    config.loss.l1_weight = 0.25
     config.loss.adversarial_weight = 0.0
     config.loss.entropy_boost_steps = 500
-    config.train.steps = 2200
-    config.train.batch_size = 8
+    config.train.steps = 4500
+    config.train.batch_size = 4
     config.train.learning_rate = 1e-3
     config.train.warmup_steps = 100
     config.train.b1 = 0.9
@@ -141,8 +146,10 @@ def get_config(arg=None):
     config.train.log_every = 25
     config.train.checkpoint_every = 250
     config.data.workers = 2
-    config.data.procedural_fraction = 0.25
+    config.data.procedural_fraction = 0.1
+    config.data.photo_fraction = 0.45
     config.data.video_dir = "media/video"
+    config.data.photo_dir = "media/photos"
   elif arg.variant == "tiny":
     config.data.frames = 5
     config.data.size = 16

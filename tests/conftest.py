@@ -15,6 +15,12 @@ import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 assert jax.device_count() == 8, "XLA_FLAGS was set too late: jax was imported before conftest"
+# Trainers built in several tests compile the same step: share compilations through a persistent cache.
+jax.config.update(
+  "jax_compilation_cache_dir", os.path.join(os.environ.get("TMPDIR", "/tmp"), "videopoet_jax_xla_cache")
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def load_config(file: str, arg: str | None = None):
@@ -27,4 +33,7 @@ def load_config(file: str, arg: str | None = None):
 
 @pytest.fixture
 def tiny_video_config():
-  return load_config("video_tokenizer", "tiny")
+  """The tiny video tokenizer config on a one-device mesh (sharding tests build their own meshes)."""
+  config = load_config("video_tokenizer", "tiny")
+  config.mesh.shape = (1, 1, 1)
+  return config

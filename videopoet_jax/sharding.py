@@ -17,7 +17,7 @@ BATCH_AXES = ("data", "fsdp")
 
 
 def mesh_shape(shape: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
-  """Fills one -1 in `shape` so that the product equals `num_devices`."""
+  """Fills one -1 in `shape` so that the product equals `num_devices` (a shape without -1 is kept)."""
   shape = list(shape)
   if shape.count(-1) > 1:
     raise ValueError(f"mesh shape {shape} has more than one -1")
@@ -26,16 +26,16 @@ def mesh_shape(shape: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
     if num_devices % known:
       raise ValueError(f"mesh shape {shape} does not divide {num_devices} devices")
     shape[shape.index(-1)] = num_devices // known
-  if math.prod(shape) != num_devices:
+  if math.prod(shape) > num_devices:
     raise ValueError(f"mesh shape {shape} needs {math.prod(shape)} devices, have {num_devices}")
   return tuple(shape)
 
 
 def make_mesh(mesh_config: ml_collections.ConfigDict, devices=None) -> Mesh:
-  """A Mesh over `devices` (default: all) with the configured axes."""
+  """A Mesh with the configured axes over `devices` (default: all; a fixed shape takes the first ones)."""
   devices = jax.devices() if devices is None else devices
   shape = mesh_shape(tuple(mesh_config.shape), len(devices))
-  return Mesh(np.asarray(devices).reshape(shape), tuple(mesh_config.axes))
+  return Mesh(np.asarray(devices[: math.prod(shape)]).reshape(shape), tuple(mesh_config.axes))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

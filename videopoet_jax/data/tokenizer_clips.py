@@ -1,4 +1,4 @@
-"""Training clips for the video tokenizer: procedural shapes_world clips mixed with real footage.
+"""Training clips for the video tokenizer: procedural clips, real footage, and camera moves over photos.
 
 Example i of a run is a pure function of (config.seed, i), so a grain MapDataset indexes the stream and a
 resumed run continues with exactly the clips an uninterrupted run would have seen.
@@ -17,6 +17,12 @@ from PIL import Image
 from videopoet_jax.data import media, shapes_world
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# Photos smaller than this (shorter side, pixels) are skipped: icons and test patterns.
+MIN_PHOTO_SIDE = 128
+# A camera move over a photo: window side as a fraction of the shorter side, and zoom from start to end.
+PAN_WINDOW_FRACTION = (0.3, 0.9)
+PAN_ZOOM_RANGE = (0.8, 1.25)
 # Source frames are cached with at most this many pixels on their longer side.
 CACHE_MAX_SIDE = 192
 # Random crops cover this fraction range of the frame's shorter side.
@@ -25,10 +31,10 @@ CROP_FRACTION = (0.5, 1.0)
 SPEED_RANGE = (0.75, 1.5)
 
 
-def list_videos(video_dir: str, exclude: tuple[str, ...] = ()) -> list[str]:
-  """Video files directly in `video_dir`, sorted, minus the names in `exclude`."""
-  names = sorted(n for n in os.listdir(video_dir) if n.lower().endswith(VIDEO_EXTENSIONS))
-  return [os.path.join(video_dir, n) for n in names if n not in exclude]
+def list_files(folder: str, extensions: tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
+  """Files directly in `folder` with one of `extensions`, sorted, minus the names in `exclude`."""
+  names = sorted(n for n in os.listdir(folder) if n.lower().endswith(extensions))
+  return [os.path.join(folder, n) for n in names if n not in exclude]
 
 
 class RealFootage:
@@ -64,6 +70,43 @@ class RealFootage:
     return clip[:, :, ::-1] if rng.random() < 0.5 else clip
 
 
+class PhotoPans:
+  """Still photos turned into clips by a random camera pan and zoom (MAGVIT-v2 also learns from images)."""
+
+  def __init__(self, paths: list[str]):
+    self.images = []
+    for path in paths:
+      try:
+        image = Image.open(path).convert("RGB")
+      except OSError as e:
+        logging.warning("skipping %s: %s", path, e)
+        continue
+      if min(image.size) < MIN_PHOTO_SIDE:
+        continue
+      image.thumbnail((CACHE_MAX_SIDE * 2, CACHE_MAX_SIDE * 2))
+      self.images.append(image)
+    if not self.images:
+      raise ValueError(f"no usable photo (at least {MIN_PHOTO_SIDE} px) among {len(paths)} files")
+    logging.info("photos: %d", len(self.images))
+
+  def sample(self, rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
+    """A random `[frames, size, size, 3]` uint8 clip moving across one photo."""
+    image = self.images[rng.integers(len(self.images))]
+    w, h = image.size
+    start_side = min(w, h) * rng.uniform(*PAN_WINDOW_FRACTION)
+    end_side = min(start_side * rng.uniform(*PAN_ZOOM_RANGE), min(w, h))
+    sides = np.linspace(start_side, end_side, frames)
+    # Window centres move in a straight line between two random points that keep the window inside.
+    ends = [rng.uniform([s / 2, s / 2], [w - s / 2, h - s / 2]) for s in (start_side, end_side)]
+    centres = np.linspace(ends[0], ends[1], frames)
+    out = []
+    for (cx, cy), side in zip(centres, sides, strict=True):
+      box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+      out.append(np.asarray(image.resize((size, size), Image.BOX, box=box)))
+    clip = np.stack(out)
+    return clip[:, :, ::-1] if rng.random() < 0.5 else clip
+
+
 def procedural_clip(seed: int, frames: int, size: int) -> np.ndarray:
   """shapes_world clip `seed` as `[frames, size, size, 3]` uint8 (first frames, resized if needed)."""
   video = shapes_world.render(seed)["video"][:frames]
@@ -73,17 +116,29 @@ def procedural_clip(seed: int, frames: int, size: int) -> np.ndarray:
 
 
 def make_clip_fn(data: ml_collections.ConfigDict, seed: int):
-  """Returns `index -> [T, H, W, 3]` float32 clip in [-1, 1]."""
-  footage = None
-  if data.procedural_fraction < 1.0:
+  """Returns `index -> [T, H, W, 3]` float32 clip in [-1, 1].
+
+  A clip is procedural with probability `procedural_fraction`, a photo pan with `photo_fraction`, and real
+  footage otherwise.
+  """
+  holdout = tuple(data.holdout)
+  photos = footage = None
+  if data.photo_fraction > 0:
+    if not data.photo_dir:
+      raise ValueError("config.data.photo_fraction > 0 needs config.data.photo_dir, a folder of photos")
+    photos = PhotoPans(list_files(data.photo_dir, IMAGE_EXTENSIONS, holdout))
+  if data.procedural_fraction + data.photo_fraction < 1.0:
     if not data.video_dir:
-      raise ValueError("config.data.video_dir is empty but procedural_fraction < 1: give a folder of videos")
-    footage = RealFootage(list_videos(data.video_dir, tuple(data.holdout)))
+      raise ValueError("config.data.video_dir is empty but the mixture asks for real footage")
+    footage = RealFootage(list_files(data.video_dir, VIDEO_EXTENSIONS, holdout))
 
   def clip(index: int) -> np.ndarray:
     rng = np.random.default_rng([seed, index])
-    if footage is None or rng.random() < data.procedural_fraction:
+    draw = rng.random()
+    if draw < data.procedural_fraction:
       frames = procedural_clip(int(rng.integers(2**31)), data.frames, data.size)
+    elif draw < data.procedural_fraction + data.photo_fraction:
+      frames = photos.sample(rng, data.frames, data.size)
     else:
       frames = footage.sample(rng, data.frames, data.fps, data.size)
     return media.to_model_range(frames)

@@ -13,7 +13,7 @@ from tensorboardX import SummaryWriter
 def quiet_library_logs() -> None:
   """Drops orbax's per-save INFO chatter from the absl log, keeping its warnings and errors."""
   logging.getLogger("absl").addFilter(
-      lambda record: record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
+    lambda record: record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
   )
 
 

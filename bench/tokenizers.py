@@ -1,0 +1,70 @@
+"""B5: tokenizer throughput on this machine. Prints one JSON line (and writes it to --out).
+
+  python bench/tokenizers.py [--checkpoint=DIR] [--batch_size=8] [--repeats=5]
+
+Video: clips/s and frames/s for encode and decode at the tokenizer's clip format (median of `repeats`
+timed calls after a warm-up; compile time reported separately).
+"""
+
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+from absl import app, flags
+
+from videopoet_jax.tokenizers import pretrained
+from videopoet_jax.training.video_tokenizer import build_tokenizer
+
+flags.DEFINE_string("checkpoint", None, "Video tokenizer export or workdir (default: bundled).")
+flags.DEFINE_integer("batch_size", 8, "Clips per call.")
+flags.DEFINE_integer("repeats", 5, "Timed calls per figure.")
+flags.DEFINE_string("out", "bench/tokenizers.json", "Where to write the JSON result.")
+FLAGS = flags.FLAGS
+
+
+def _time(fn, arg, repeats):
+  start = time.perf_counter()
+  jax.block_until_ready(fn(arg))
+  compile_s = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(arg))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times), compile_s
+
+
+def main(argv):
+  del argv
+  path = FLAGS.checkpoint or pretrained.bundled_path("video_tokenizer")
+  tokenizer, config = pretrained.load(path, build_tokenizer, "video_tokenizer")
+  shape = (FLAGS.batch_size, config.data.frames, config.data.size, config.data.size, 3)
+  video = jax.random.uniform(jax.random.PRNGKey(0), shape, minval=-1.0, maxval=1.0)
+  encode, decode = jax.jit(tokenizer.encode), jax.jit(tokenizer.decode)
+  encode_s, encode_compile_s = _time(encode, video, FLAGS.repeats)
+  decode_s, decode_compile_s = _time(decode, encode(video), FLAGS.repeats)
+  result = {
+    "machine": platform.processor() or platform.machine(),
+    "cpu_count": os.cpu_count(),
+    "backend": jax.default_backend(),
+    "dtype": "float32",
+    "clip": list(shape[1:]),
+    "batch_size": FLAGS.batch_size,
+    "video_encode_clips_per_s": FLAGS.batch_size / encode_s,
+    "video_decode_clips_per_s": FLAGS.batch_size / decode_s,
+    "video_encode_frames_per_s": FLAGS.batch_size * shape[1] / encode_s,
+    "video_decode_frames_per_s": FLAGS.batch_size * shape[1] / decode_s,
+    "video_encode_compile_s": encode_compile_s,
+    "video_decode_compile_s": decode_compile_s,
+  }
+  line = json.dumps(result)
+  with open(FLAGS.out, "w") as f:
+    f.write(line + "\n")
+  print(line)
+
+
+if __name__ == "__main__":
+  app.run(main)
