@@ -3,8 +3,9 @@ import os
 
 import pytest
 from absl import flags
-from conftest import REPO
 from ml_collections import config_flags
+
+from conftest import REPO
 
 CONFIG_VARIANTS = {"video_tokenizer": ["tiny", "demo", "faithful64", "paper"]}
 

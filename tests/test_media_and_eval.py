@@ -4,10 +4,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
 
 from videopoet_jax.data import media, shapes_world
 from videopoet_jax.eval import video_metrics
+
+from conftest import REPO
 
 
 def _write_clip(path, frames=20, fps=8):
