@@ -24,6 +24,7 @@ flags.DEFINE_string("checkpoint", None, "Export folder or training workdir (defa
 flags.DEFINE_string("output", None, "Write original | reconstruction side by side (mp4 or gif).")
 flags.DEFINE_integer("batch_size", 4, "Clips per encode/decode call.")
 flags.DEFINE_integer("display_size", 256, "Height of each half of --output, in pixels.")
+flags.DEFINE_integer("output_clips", 0, "Write only the first N clips to --output (0: all).")
 FLAGS = flags.FLAGS
 
 
@@ -50,7 +51,9 @@ def main(argv):
     "bits_per_pixel": tokens * config.model.code_bits / float(np.prod(clips.shape[1:4])),
   }
   if FLAGS.output:
-    side_by_side = np.concatenate([clips, recon], axis=3).reshape(-1, clips.shape[2], 2 * clips.shape[3], 3)
+    shown = slice(0, FLAGS.output_clips or len(clips))
+    side_by_side = np.concatenate([clips[shown], recon[shown]], axis=3)
+    side_by_side = side_by_side.reshape(-1, clips.shape[2], 2 * clips.shape[3], 3)
     media.write_video(FLAGS.output, side_by_side, config.data.fps, FLAGS.display_size)
   print(json.dumps(result))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -72,10 +71,3 @@ def restore(
   )
   restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
   return restored.state, step
-
-
-def abstract_like(tree: Any) -> Any:
-  """ShapeDtypeStructs (keeping shardings) for a concrete pytree."""
-  return jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree
-  )

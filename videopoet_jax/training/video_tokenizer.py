@@ -224,9 +224,6 @@ class Trainer:
   def put_batch(self, batch: np.ndarray) -> jax.Array:
     return jax.device_put(batch, self.batch_sharding)
 
-  def tokenizer(self, params: nnx.State) -> VideoTokenizer:
-    return nnx.merge(self.graphdef, params)
-
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) in `workdir`; returns the final state."""
