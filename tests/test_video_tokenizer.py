@@ -11,12 +11,16 @@ from videopoet_jax.tokenizers.video import VideoGeometry, VideoTokenizer
 @pytest.fixture
 def tokenizer(tiny_video_config):
   model = VideoTokenizer(tiny_video_config.model, rngs=nnx.Rngs(0))
+
   # Random-init AdaGN maps are zero; perturb every parameter so no path is trivially constant.
-  params = nnx.state(model, nnx.Param)
-  leaves, treedef = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-  leaves = [x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
-  nnx.update(model, jax.tree.unflatten(treedef, leaves))
+  @jax.jit
+  def perturb(params):
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    leaves = [x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+    return jax.tree.unflatten(treedef, leaves)
+
+  nnx.update(model, perturb(nnx.state(model, nnx.Param)))
   return model
 
 
