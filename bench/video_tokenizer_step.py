@@ -68,7 +68,9 @@ def measure(variant):
 def main(argv):
   del argv
   result = {"batch_size": FLAGS.batch_size, "cpu_count": os.cpu_count(), "dtype": "float32"}
-  result.update({variant: measure(variant) for variant in FLAGS.variants})
+  for variant in FLAGS.variants:
+    result[variant] = measure(variant)
+    print(f"{variant}: {json.dumps(result[variant])}", flush=True)
   line = json.dumps(result)
   with open(FLAGS.out, "w") as f:
     f.write(line + "\n")

@@ -79,3 +79,19 @@ def test_eval_cli_errors_are_one_line(tmp_path):
   out = _eval(f"--video={tmp_path / 'missing.mp4'}", f"--checkpoint={tmp_path}")
   assert out.returncode != 0
   assert out.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_bundled_tokenizer_round_trips_procedural_clips():
+  import jax
+
+  from videopoet_jax.tokenizers import pretrained
+  from videopoet_jax.training.video_tokenizer import build_tokenizer
+
+  tokenizer, config = pretrained.load(
+    pretrained.bundled_path("video_tokenizer"), build_tokenizer, "video_tokenizer"
+  )
+  assert tokenizer.geometry.latent_shape(config.data.frames, config.data.size, config.data.size) == (5, 8, 8)
+  clips = np.stack([shapes_world.render(seed)["video"] for seed in (10_001, 10_002)])
+  round_trip = jax.jit(lambda x: tokenizer.decode(tokenizer.encode(x)))
+  recon = video_metrics.round_trip(round_trip, clips, batch_size=2)
+  assert video_metrics.psnr(clips, recon).min() > 20.0
