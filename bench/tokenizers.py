@@ -6,17 +6,16 @@ Video: clips/s and frames/s for encode and decode at the tokenizer's clip format
 timed calls after a warm-up; compile time reported separately).
 """
 
-import json
 import os
 import platform
 import statistics
 import time
 
+import bench_common
 import jax
 from absl import app, flags
 
 from videopoet_jax.tokenizers import pretrained
-from videopoet_jax.training.video_tokenizer import build_tokenizer
 
 flags.DEFINE_string("checkpoint", None, "Video tokenizer export or workdir (default: bundled).")
 flags.DEFINE_integer("batch_size", 8, "Clips per call.")
@@ -39,8 +38,7 @@ def _time(fn, arg, repeats):
 
 def main(argv):
   del argv
-  path = FLAGS.checkpoint or pretrained.bundled_path("video_tokenizer")
-  tokenizer, config = pretrained.load(path, build_tokenizer, "video_tokenizer")
+  tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
   shape = (FLAGS.batch_size, config.data.frames, config.data.size, config.data.size, 3)
   video = jax.random.uniform(jax.random.PRNGKey(0), shape, minval=-1.0, maxval=1.0)
   encode, decode = jax.jit(tokenizer.encode), jax.jit(tokenizer.decode)
@@ -60,10 +58,7 @@ def main(argv):
     "video_encode_compile_s": encode_compile_s,
     "video_decode_compile_s": decode_compile_s,
   }
-  line = json.dumps(result)
-  with open(FLAGS.out, "w") as f:
-    f.write(line + "\n")
-  print(line)
+  bench_common.emit(result, FLAGS.out)
 
 
 if __name__ == "__main__":

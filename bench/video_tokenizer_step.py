@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 
+import bench_common
 import jax
 import numpy as np
 from absl import app, flags
@@ -71,10 +72,7 @@ def main(argv):
   for variant in FLAGS.variants:
     result[variant] = measure(variant)
     print(f"{variant}: {json.dumps(result[variant])}", flush=True)
-  line = json.dumps(result)
-  with open(FLAGS.out, "w") as f:
-    f.write(line + "\n")
-  print(line)
+  bench_common.emit(result, FLAGS.out)
 
 
 if __name__ == "__main__":

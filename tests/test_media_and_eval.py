@@ -85,11 +85,8 @@ def test_bundled_tokenizer_round_trips_procedural_clips():
   import jax
 
   from videopoet_jax.tokenizers import pretrained
-  from videopoet_jax.training.video_tokenizer import build_tokenizer
 
-  tokenizer, config = pretrained.load(
-    pretrained.bundled_path("video_tokenizer"), build_tokenizer, "video_tokenizer"
-  )
+  tokenizer, config = pretrained.load_video_tokenizer()
   assert tokenizer.geometry.latent_shape(config.data.frames, config.data.size, config.data.size) == (5, 8, 8)
   clips = np.stack([shapes_world.render(seed)["video"] for seed in range(10_001, 10_005)])
   round_trip = jax.jit(lambda x: tokenizer.decode(tokenizer.encode(x)))

@@ -70,7 +70,7 @@ def test_batch_must_divide_over_devices(tiny_video_config):
 
 
 def _final_params(workdir):
-  module, _ = pretrained.load(workdir, trainer_lib.build_tokenizer, "video_tokenizer")
+  module, _ = pretrained.load_video_tokenizer(str(workdir))
   from flax import nnx
 
   return jax.device_get(nnx.state(module, nnx.Param))

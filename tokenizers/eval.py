@@ -17,7 +17,6 @@ from absl import app, flags
 from videopoet_jax.data import media
 from videopoet_jax.eval import video_metrics
 from videopoet_jax.tokenizers import pretrained
-from videopoet_jax.training.video_tokenizer import build_tokenizer
 
 flags.DEFINE_string("video", None, "Video file to round-trip.", required=True)
 flags.DEFINE_string("checkpoint", None, "Export folder or training workdir (default: the bundled tokenizer).")
@@ -31,8 +30,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   try:
-    path = FLAGS.checkpoint or pretrained.bundled_path("video_tokenizer")
-    tokenizer, config = pretrained.load(path, build_tokenizer, "video_tokenizer")
+    tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
     clips = video_metrics.clips_from_video(FLAGS.video, config.data.frames, config.data.fps, config.data.size)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"error: {e}")

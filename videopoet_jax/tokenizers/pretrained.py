@@ -15,6 +15,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from videopoet_jax import config_utils
+from videopoet_jax.tokenizers.video import VideoTokenizer
 
 EXPORT_FORMAT = 1
 EXPORT_SUBDIR = "export"
@@ -71,3 +72,9 @@ def load(path: str, build_module, trainer: str):
     params = ckptr.restore(os.path.abspath(os.path.join(path, "params")), abstract)
   nnx.update(module, params)
   return module, config
+
+
+def load_video_tokenizer(path: str | None = None):
+  """`(VideoTokenizer, config)` from an export folder or workdir (default: the bundled tokenizer)."""
+  path = path or bundled_path("video_tokenizer")
+  return load(path, lambda config: VideoTokenizer(config.model, rngs=nnx.Rngs(0)), "video_tokenizer")
