@@ -6,7 +6,6 @@ Per variant: parameters, XLA's FLOP count of one step, seconds per step (median 
 achieved GFLOP/s, and compile time.
 """
 
-import importlib.util
 import json
 import os
 import statistics
@@ -17,6 +16,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from videopoet_jax import config_utils
 from videopoet_jax.tokenizers.video import param_count
 from videopoet_jax.training import video_tokenizer as trainer_lib
 
@@ -28,15 +28,8 @@ FLAGS = flags.FLAGS
 CONFIG_FILE = os.path.join(os.path.dirname(__file__), "..", "configs", "video_tokenizer.py")
 
 
-def get_config(variant):
-  spec = importlib.util.spec_from_file_location("video_tokenizer_config", CONFIG_FILE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
-
-
 def measure(variant):
-  config = get_config(variant)
+  config = config_utils.load_config_file(CONFIG_FILE, variant)
   config.train.batch_size = FLAGS.batch_size
   config.mesh.shape = (1, 1, 1)
   trainer = trainer_lib.Trainer(config)

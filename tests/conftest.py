@@ -7,11 +7,12 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import importlib.util  # noqa: E402
 import pathlib  # noqa: E402
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+from videopoet_jax import config_utils  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 assert jax.device_count() == 8, "XLA_FLAGS was set too late: jax was imported before conftest"
@@ -25,10 +26,7 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 def load_config(file: str, arg: str | None = None):
   """Loads `configs/<file>.py` and returns `get_config(arg)`."""
-  spec = importlib.util.spec_from_file_location(f"configs_{file}", REPO / "configs" / f"{file}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return config_utils.load_config_file(str(REPO / "configs" / f"{file}.py"), arg)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Config files live in `configs/` and expose `get_config(arg)`; `arg` is the text 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any
 
@@ -80,3 +81,11 @@ def check_architecture(saved: dict[str, Any], current: dict[str, Any], where: st
 def from_json_dict(data: dict[str, Any]) -> ml_collections.ConfigDict:
   """Rebuilds a ConfigDict from `to_json_dict` output (lists stay lists)."""
   return ml_collections.ConfigDict(data)
+
+
+def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """Imports the config file at `path` and returns its `get_config(arg)` (as `--config=path:arg` would)."""
+  spec = importlib.util.spec_from_file_location("videopoet_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
