@@ -18,7 +18,10 @@ flags.DEFINE_string("workdir", None, "Where checkpoints, logs and exports go.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 # config.trainer -> module with train(config, workdir).
-TRAINERS = {"video_tokenizer": "videopoet_jax.training.video_tokenizer"}
+TRAINERS = {
+  "video_tokenizer": "videopoet_jax.training.video_tokenizer",
+  "audio_tokenizer": "videopoet_jax.training.audio_tokenizer",
+}
 
 
 def main(argv):

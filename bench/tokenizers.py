@@ -2,8 +2,9 @@
 
   python bench/tokenizers.py [--checkpoint=DIR] [--batch_size=8] [--repeats=5]
 
-Video: clips/s and frames/s for encode and decode at the tokenizer's clip format (median of `repeats`
-timed calls after a warm-up; compile time reported separately).
+Video: clips/s and frames/s for encode and decode at the tokenizer's clip format. Audio: real-time factor
+(compute seconds per second of audio; below 1 is faster than real time) for encode and decode, on batches
+of eval windows. Medians of `repeats` timed calls after a warm-up; compile time reported separately.
 """
 
 import os
@@ -18,6 +19,7 @@ from absl import app, flags
 from videopoet_jax.tokenizers import pretrained
 
 flags.DEFINE_string("checkpoint", None, "Video tokenizer export or workdir (default: bundled).")
+flags.DEFINE_string("audio_checkpoint", None, "Audio tokenizer export or workdir (default: bundled).")
 flags.DEFINE_integer("batch_size", 8, "Clips per call.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per figure.")
 flags.DEFINE_string("out", "bench/tokenizers.json", "Where to write the JSON result.")
@@ -58,7 +60,26 @@ def main(argv):
     "video_encode_compile_s": encode_compile_s,
     "video_decode_compile_s": decode_compile_s,
   }
+  result.update(_audio())
   bench_common.emit(result, FLAGS.out)
+
+
+def _audio():
+  tokenizer, config = pretrained.load_audio_tokenizer(FLAGS.audio_checkpoint)
+  geometry = tokenizer.geometry
+  window = geometry.samples(geometry.frames(config.data.eval_window_samples))
+  wave = jax.random.uniform(jax.random.PRNGKey(0), (FLAGS.batch_size, window), minval=-0.5, maxval=0.5)
+  encode, decode = jax.jit(tokenizer.encode), jax.jit(tokenizer.decode)
+  encode_s, encode_compile_s = _time(encode, wave, FLAGS.repeats)
+  decode_s, decode_compile_s = _time(decode, encode(wave), FLAGS.repeats)
+  audio_s = FLAGS.batch_size * window / geometry.sample_rate
+  return {
+    "audio_window_samples": window,
+    "audio_encode_real_time_factor": encode_s / audio_s,
+    "audio_decode_real_time_factor": decode_s / audio_s,
+    "audio_encode_compile_s": encode_compile_s,
+    "audio_decode_compile_s": decode_compile_s,
+  }
 
 
 if __name__ == "__main__":

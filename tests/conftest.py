@@ -35,3 +35,11 @@ def tiny_video_config():
   config = load_config("video_tokenizer", "tiny")
   config.mesh.shape = (1, 1, 1)
   return config
+
+
+@pytest.fixture
+def tiny_audio_config():
+  """The tiny audio tokenizer config on a one-device mesh."""
+  config = load_config("audio_tokenizer", "tiny")
+  config.mesh.shape = (1, 1, 1)
+  return config

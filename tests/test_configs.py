@@ -7,7 +7,10 @@ from ml_collections import config_flags
 
 from conftest import REPO
 
-CONFIG_VARIANTS = {"video_tokenizer": ["tiny", "demo", "faithful64", "paper"]}
+CONFIG_VARIANTS = {
+  "video_tokenizer": ["tiny", "demo", "faithful64", "paper"],
+  "audio_tokenizer": ["tiny", "demo", "paper"],
+}
 
 
 def _parse(argv):

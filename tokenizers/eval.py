@@ -1,10 +1,15 @@
-"""Round-trips a video through the video tokenizer and prints one JSON line of metrics.
+"""Round-trips a video or an audio file through its tokenizer and prints one JSON line of metrics.
 
   python tokenizers/eval.py --video=PATH [--checkpoint=DIR] [--output=recon.mp4]
+  python tokenizers/eval.py --audio=PATH [--checkpoint=DIR] [--output=recon.wav] [--levels=N]
 
-The video (any format ffmpeg reads) is resampled to the tokenizer's fps, center-cropped, resized and cut
-into consecutive clips; all of them are encoded and decoded. Prints psnr and ssim (means over clips), tokens
+Video (any format ffmpeg reads) is resampled to the tokenizer's fps, center-cropped, resized and cut into
+consecutive clips; all of them are encoded and decoded. Prints psnr and ssim (means over clips), tokens
 per clip and bits per pixel. `--output` writes original | reconstruction side by side.
+
+Audio (wav/flac/ogg/mp3) is resampled to the tokenizer's rate, mixed to mono and round-tripped whole, in
+consecutive clip-sized windows. Prints the multi-scale log-mel distance, SI-SNR, bitrate (kbps) and tokens
+per second, and the mel distance of the same audio band-limited to 1 kHz (the baseline to beat).
 """
 
 import json
@@ -15,31 +20,41 @@ import numpy as np
 from absl import app, flags
 
 from videopoet_jax.data import media
-from videopoet_jax.eval import video_metrics
+from videopoet_jax.eval import audio_metrics, video_metrics
 from videopoet_jax.tokenizers import pretrained
 
-flags.DEFINE_string("video", None, "Video file to round-trip.", required=True)
+flags.DEFINE_string("video", None, "Video file to round-trip.")
+flags.DEFINE_string("audio", None, "Audio file to round-trip.")
 flags.DEFINE_string("checkpoint", None, "Export folder or training workdir (default: the bundled tokenizer).")
-flags.DEFINE_string("output", None, "Write original | reconstruction side by side (mp4 or gif).")
+flags.DEFINE_string(
+  "output", None, "Video: original | reconstruction (mp4 or gif). Audio: the reconstruction."
+)
 flags.DEFINE_integer("batch_size", 4, "Clips per encode/decode call.")
-flags.DEFINE_integer("display_size", 256, "Height of each half of --output, in pixels.")
-flags.DEFINE_integer("output_clips", 0, "Write only the first N clips to --output (0: all).")
+flags.DEFINE_integer("display_size", 256, "Video: height of each half of --output, in pixels.")
+flags.DEFINE_integer("output_clips", 0, "Video: write only the first N clips to --output (0: all).")
+flags.DEFINE_integer("levels", 0, "Audio: decode with the first N RVQ levels only (0: all).")
+flags.register_multi_flags_validator(
+  ["video", "audio"],
+  lambda f: (f["video"] is None) != (f["audio"] is None),
+  "pass exactly one of --video, --audio",
+)
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  del argv
-  try:
-    tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
-    clips = video_metrics.clips_from_video(FLAGS.video, config.data.frames, config.data.fps, config.data.size)
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit(f"error: {e}")
+def eval_video() -> dict:
+  tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
+  clips = video_metrics.clips_from_video(FLAGS.video, config.data.frames, config.data.fps, config.data.size)
   encode = jax.jit(tokenizer.encode)
   decode = jax.jit(tokenizer.decode)
   recon = video_metrics.round_trip(lambda x: decode(encode(x)), clips, FLAGS.batch_size)
   t, h, w = tokenizer.geometry.latent_shape(*clips.shape[1:4])
   tokens = t * h * w
-  result = {
+  if FLAGS.output:
+    shown = slice(0, FLAGS.output_clips or len(clips))
+    side_by_side = np.concatenate([clips[shown], recon[shown]], axis=3)
+    side_by_side = side_by_side.reshape(-1, clips.shape[2], 2 * clips.shape[3], 3)
+    media.write_video(FLAGS.output, side_by_side, config.data.fps, FLAGS.display_size)
+  return {
     "video": FLAGS.video,
     "clips": len(clips),
     "psnr": float(np.mean(video_metrics.psnr(clips, recon))),
@@ -48,11 +63,27 @@ def main(argv):
     "codebook_bits": config.model.code_bits,
     "bits_per_pixel": tokens * config.model.code_bits / float(np.prod(clips.shape[1:4])),
   }
+
+
+def eval_audio() -> dict:
+  tokenizer, config = pretrained.load_audio_tokenizer(FLAGS.checkpoint)
+  evaluate = audio_metrics.CodecEvaluator(
+    tokenizer, config, FLAGS.levels or tokenizer.geometry.levels, FLAGS.batch_size
+  )
+  rate = tokenizer.geometry.sample_rate
+  result = evaluate(media.read_audio(FLAGS.audio, rate))
+  recon = result.pop("reconstruction")
   if FLAGS.output:
-    shown = slice(0, FLAGS.output_clips or len(clips))
-    side_by_side = np.concatenate([clips[shown], recon[shown]], axis=3)
-    side_by_side = side_by_side.reshape(-1, clips.shape[2], 2 * clips.shape[3], 3)
-    media.write_video(FLAGS.output, side_by_side, config.data.fps, FLAGS.display_size)
+    media.write_audio(FLAGS.output, recon, rate)
+  return {"audio": FLAGS.audio, **result}
+
+
+def main(argv):
+  del argv
+  try:
+    result = eval_video() if FLAGS.video else eval_audio()
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit(f"error: {e}")
   print(json.dumps(result))
 
 

@@ -1,6 +1,8 @@
-"""Video file IO and clip formatting (decode, fps resampling, center crop + resize, mp4 writing).
+"""Media file IO and clip formatting: video (decode, fps resampling, center crop + resize, mp4 writing)
+and audio (decode + resample to mono, wav writing).
 
-Frames are uint8 `[T, H, W, 3]` on the host; models take float `[B, T, H, W, 3]` in [-1, 1].
+Frames are uint8 `[T, H, W, 3]` on the host; models take float `[B, T, H, W, 3]` in [-1, 1]. Audio is
+float32 `[N]` mono in [-1, 1] at the caller's sample rate.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ import dataclasses
 import logging
 
 import imageio.v2 as imageio
+import librosa
 import numpy as np
+import soundfile
 from PIL import Image
 
 
@@ -101,3 +105,22 @@ def write_video(path: str, frames: np.ndarray, fps: float, display_size: int | N
   for frame in frames:
     writer.append_data(frame)
   writer.close()
+
+
+def read_audio(path: str, sample_rate: int) -> np.ndarray:
+  """Decodes `path` (wav/flac/ogg/mp3, any rate and channel count) to mono float32 `[N]` at `sample_rate`.
+
+  Raises MediaError for a file that does not decode or holds no samples.
+  """
+  try:
+    wave, _ = librosa.load(path, sr=sample_rate, mono=True)
+  except Exception as e:  # librosa raises soundfile, audioread and ffmpeg errors of many types.
+    raise MediaError(f"{path}: not a readable audio file ({e})") from e
+  if wave.size == 0:
+    raise MediaError(f"{path}: no audio samples")
+  return np.clip(wave, -1.0, 1.0).astype(np.float32)
+
+
+def write_audio(path: str, wave: np.ndarray, sample_rate: int) -> None:
+  """Writes mono float `[N]` in [-1, 1] as 16-bit PCM (format from the extension: wav, flac, ogg)."""
+  soundfile.write(path, np.clip(np.asarray(wave, np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16")

@@ -146,14 +146,19 @@ def make_clip_fn(data: ml_collections.ConfigDict, seed: int):
   return clip
 
 
+def indexed_batches(
+  example, batch_size: int, start_step: int, num_steps: int, workers: int
+) -> grain.IterDataset:
+  """Batches of `example(index)` for steps start_step + 1 .. num_steps (step s holds examples
+  (s - 1) * batch_size .. s * batch_size - 1), prepared by `workers` threads."""
+  dataset = grain.MapDataset.range(start_step * batch_size, num_steps * batch_size).map(example)
+  return dataset.batch(batch_size).to_iter_dataset(
+    grain.ReadOptions(num_threads=max(workers, 1), prefetch_buffer_size=2 * max(workers, 1))
+  )
+
+
 def training_batches(
   data: ml_collections.ConfigDict, batch_size: int, seed: int, start_step: int, num_steps: int
 ) -> grain.IterDataset:
-  """Batches `[batch_size, T, H, W, 3]` float32 in [-1, 1] for steps start_step .. num_steps - 1."""
-  clip = make_clip_fn(data, seed)
-  dataset = (
-    grain.MapDataset.range(start_step * batch_size, num_steps * batch_size).map(clip).batch(batch_size)
-  )
-  return dataset.to_iter_dataset(
-    grain.ReadOptions(num_threads=max(data.workers, 1), prefetch_buffer_size=2 * max(data.workers, 1))
-  )
+  """Batches `[batch_size, T, H, W, 3]` float32 in [-1, 1] for steps start_step + 1 .. num_steps."""
+  return indexed_batches(make_clip_fn(data, seed), batch_size, start_step, num_steps, data.workers)

@@ -15,10 +15,14 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from videopoet_jax import config_utils
+from videopoet_jax.tokenizers import rvq
+from videopoet_jax.tokenizers.audio import AudioTokenizer
 from videopoet_jax.tokenizers.video import VideoTokenizer
 
 EXPORT_FORMAT = 1
 EXPORT_SUBDIR = "export"
+# The variables an export holds: trained weights and (for RVQ tokenizers) the EMA codebooks.
+EXPORTED_VARIABLES = nnx.Any(nnx.Param, rvq.CodebookVariable)
 # Where the bundled default models live inside the package.
 BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets")
 
@@ -67,7 +71,7 @@ def load(path: str, build_module, trainer: str):
   if config.get("trainer") != trainer:
     raise ValueError(f"{path} holds a {config.get('trainer')!r} model, not a {trainer!r}")
   module = build_module(config)
-  abstract = jax.eval_shape(lambda: nnx.state(module, nnx.Param))
+  abstract = jax.eval_shape(lambda: nnx.state(module, EXPORTED_VARIABLES))
   with ocp.StandardCheckpointer() as ckptr:
     params = ckptr.restore(os.path.abspath(os.path.join(path, "params")), abstract)
   nnx.update(module, params)
@@ -78,3 +82,9 @@ def load_video_tokenizer(path: str | None = None):
   """`(VideoTokenizer, config)` from an export folder or workdir (default: the bundled tokenizer)."""
   path = path or bundled_path("video_tokenizer")
   return load(path, lambda config: VideoTokenizer(config.model, rngs=nnx.Rngs(0)), "video_tokenizer")
+
+
+def load_audio_tokenizer(path: str | None = None):
+  """`(AudioTokenizer, config)` from an export folder or workdir (default: the bundled tokenizer)."""
+  path = path or bundled_path("audio_tokenizer")
+  return load(path, lambda config: AudioTokenizer(config.model, rngs=nnx.Rngs(0)), "audio_tokenizer")

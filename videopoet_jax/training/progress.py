@@ -39,7 +39,8 @@ class ProgressLogger:
     eta = (self.total_steps - step) / rate if rate == rate and rate > 0 else float("nan")
     for key, value in metrics.items():
       self.writer.add_scalar(key, value, step)
-    self.writer.add_scalar("steps_per_s", rate, step)
+    if rate == rate:  # the first call has no speed yet
+      self.writer.add_scalar("steps_per_s", rate, step)
     self.writer.flush()
     record = {"step": step, "steps_per_s": rate, "wall_s": now - self.started, **metrics}
     self.jsonl.write(json.dumps(record) + "\n")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import signal
 
 import jax
 import jax.numpy as jnp
@@ -19,13 +17,11 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
-from videopoet_jax import sharding
 from videopoet_jax.data import tokenizer_clips
 from videopoet_jax.tokenizers import discriminator as disc_lib
-from videopoet_jax.tokenizers import lfq, pretrained
+from videopoet_jax.tokenizers import lfq
 from videopoet_jax.tokenizers.video import VideoTokenizer, param_count
-from videopoet_jax.training import checkpoints
-from videopoet_jax.training.progress import ProgressLogger
+from videopoet_jax.training import data_parallel, loop, optimizers
 
 # PSNR of a mean squared error measured on [-1, 1] pixels (peak-to-peak 2).
 PEAK_SQUARED = 4.0
@@ -51,16 +47,6 @@ def uses_gan(config: ml_collections.ConfigDict) -> bool:
   return config.loss.adversarial_weight > 0
 
 
-def make_optimizer(train: ml_collections.ConfigDict, lr_scale: float = 1.0) -> optax.GradientTransformation:
-  """Adam with linear warmup + cosine decay and global-norm clipping."""
-  schedule = optax.warmup_cosine_decay_schedule(
-    0.0, train.learning_rate * lr_scale, train.warmup_steps, max(train.steps, train.warmup_steps + 1)
-  )
-  return optax.chain(
-    optax.clip_by_global_norm(train.grad_clip), optax.adam(schedule, b1=train.b1, b2=train.b2)
-  )
-
-
 def entropy_weight(loss: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
   """entropy_weight * (1 + (boost - 1) * max(0, 1 - step / boost_steps)): boost x at step 0, 1x later."""
   decay = jnp.maximum(0.0, 1.0 - step / max(loss.entropy_boost_steps, 1))
@@ -79,11 +65,11 @@ def init_state(config: ml_collections.ConfigDict) -> tuple[nnx.GraphDef, nnx.Gra
     disc_graphdef, disc_params = nnx.split(
       disc_lib.Discriminator(config.disc, rngs=nnx.Rngs(config.seed + 1)), nnx.Param
     )
-    disc_opt_state = make_optimizer(config.train, config.train.disc_lr_scale).init(disc_params)
+    disc_opt_state = optimizers.adam_warmup_cosine(config.train, config.train.disc_lr_scale).init(disc_params)
   state = TrainState(
     step=jnp.zeros((), jnp.int32),
     params=params,
-    opt_state=make_optimizer(config.train).init(params),
+    opt_state=optimizers.adam_warmup_cosine(config.train).init(params),
     ema_params=jax.tree.map(jnp.copy, params),
     disc_params=disc_params,
     disc_opt_state=disc_opt_state,
@@ -146,7 +132,7 @@ def discriminator_update(state: TrainState, disc_graphdef, batch, recon, config)
     return total, (d_loss, lecam, r1, real_logits.mean(), fake_logits.mean())
 
   grads, (d_loss, lecam, r1, real_mean, fake_mean) = jax.grad(loss_fn, has_aux=True)(state.disc_params)
-  updates, opt_state = make_optimizer(config.train, config.train.disc_lr_scale).update(
+  updates, opt_state = optimizers.adam_warmup_cosine(config.train, config.train.disc_lr_scale).update(
     grads, state.disc_opt_state, state.disc_params
   )
   on = state.step >= loss_cfg.disc_start_step
@@ -167,7 +153,9 @@ def train_step(state: TrainState, batch: jax.Array, *, graphdef, disc_graphdef, 
   grads, (metrics, recon, ids) = grad_fn(
     state.params, graphdef, disc_graphdef, state.disc_params, batch, config, state.step
   )
-  updates, opt_state = make_optimizer(config.train).update(grads, state.opt_state, state.params)
+  updates, opt_state = optimizers.adam_warmup_cosine(config.train).update(
+    grads, state.opt_state, state.params
+  )
   params = optax.apply_updates(state.params, updates)
   decay = config.train.ema_decay
   ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
@@ -191,35 +179,26 @@ def train_step(state: TrainState, batch: jax.Array, *, graphdef, disc_graphdef, 
   return new_state, metrics
 
 
-class Trainer:
+class Trainer(data_parallel.DataParallelTrainer):
   """Builds the sharded state and the jitted step; shared by `train` and the tests."""
 
   def __init__(self, config: ml_collections.ConfigDict, mesh=None):
-    self.config = config
-    self.mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
-    parallel = sharding.data_parallel_size(self.mesh)
-    if config.train.batch_size % parallel:
-      raise ValueError(
-        f"batch_size {config.train.batch_size} is not divisible by the {parallel} data-parallel devices"
-      )
     self.graphdef, self.disc_graphdef, abstract = jax.eval_shape(lambda: init_state(config))
-    self.state_sharding = jax.tree.map(lambda _: sharding.replicated(self.mesh), abstract)
-    self.batch_sharding = sharding.batch_sharding(self.mesh)
-    self.abstract_state = jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, self.state_sharding
-    )
     step = functools.partial(
       train_step, graphdef=self.graphdef, disc_graphdef=self.disc_graphdef, config=config
     )
-    self.step_fn = jax.jit(
-      step,
-      in_shardings=(self.state_sharding, self.batch_sharding),
-      out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
-      donate_argnums=0,
-    )
+    super().__init__(config, abstract, step, mesh)
 
-  def init(self) -> TrainState:
-    return jax.jit(lambda: init_state(self.config)[2], out_shardings=self.state_sharding)()
+  def init(self, batch: jax.Array | None = None) -> TrainState:
+    """A fresh state (the batch is unused: nothing here is initialized from data)."""
+    del batch
+    return self.init_sharded(lambda: init_state(self.config)[2])
+
+  def usage_stats(self, code_counts: np.ndarray) -> dict[str, float]:
+    return lfq.usage_stats(code_counts)
+
+  def export_params(self, state: TrainState) -> nnx.State:
+    return state.ema_params
 
   def put_batch(self, batch: np.ndarray) -> jax.Array:
     return jax.device_put(batch, self.batch_sharding)
@@ -227,46 +206,13 @@ class Trainer:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) in `workdir`; returns the final state."""
-  os.makedirs(workdir, exist_ok=True)
-  trainer = Trainer(config)
-  manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
-  if manager.latest_step() is not None:
-    state, start = checkpoints.restore(manager, trainer.abstract_state, config)
-    logging.info("resumed from step %d in %s", start, workdir)
-  else:
-    state, start = trainer.init(), 0
-    logging.info("tokenizer: %d parameters", param_count(build_tokenizer(config)))
-  total = config.train.steps
-  batches = iter(
-    tokenizer_clips.training_batches(config.data, config.train.batch_size, config.seed, start, total)
+  logging.info("video tokenizer: %d parameters", param_count(build_tokenizer(config)))
+  return loop.fit(
+    Trainer(config),
+    workdir,
+    lambda start: iter(
+      tokenizer_clips.training_batches(
+        config.data, config.train.batch_size, config.seed, start, config.train.steps
+      )
+    ),
   )
-  logger = ProgressLogger(workdir, total, start)
-  stop = {"signal": None}
-  previous = {
-    s: signal.signal(s, lambda num, _: stop.update(signal=num)) for s in (signal.SIGINT, signal.SIGTERM)
-  }
-  code_counts = np.zeros(2**config.model.code_bits, np.int64)
-  window = []
-  step = start
-  try:
-    for step in range(start + 1, total + 1):
-      state, metrics = trainer.step_fn(state, trainer.put_batch(next(batches)))
-      code_counts += np.asarray(metrics.pop("code_counts"))
-      window.append(metrics)
-      if step % config.train.log_every == 0 or step == total:
-        means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in window[0]}
-        logger.log(step, {**means, **lfq.usage_stats(code_counts)})
-        code_counts[:] = 0
-        window = []
-      if step % config.train.checkpoint_every == 0 or step == total or stop["signal"]:
-        checkpoints.save(manager, step, state, config, force=True)
-        pretrained.export(os.path.join(workdir, pretrained.EXPORT_SUBDIR), state.ema_params, config)
-      if stop["signal"]:
-        logging.warning("signal %d: saved step %d, stopping", stop["signal"], step)
-        break
-  finally:
-    manager.wait_until_finished()
-    logger.close()
-    for s, handler in previous.items():
-      signal.signal(s, handler)
-  return state

@@ -1,0 +1,94 @@
+"""Audio quality metrics and the tokenizer round trip over a whole file.
+
+The metric settings are fixed here, not taken from a model config, so scores of different models compare.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import librosa
+import numpy as np
+
+from videopoet_jax.tokenizers import spectral
+
+# Multi-scale log-mel distance: windows 2^6 .. 2^11 (hop window / 4), 64 mel bins (SoundStream's L_rec).
+MEL_DISTANCE_WINDOWS = (64, 128, 256, 512, 1024, 2048)
+MEL_DISTANCE_BINS = 64
+# Guards SI-SNR against silent references.
+SI_SNR_EPSILON = 1e-8
+# The band-limit baseline: audio resampled to this rate and back keeps content below half of it.
+BANDLIMIT_RATE = 2000
+
+
+def log_mel_distance(reference: np.ndarray, test: np.ndarray, sample_rate: int) -> np.ndarray:
+  """Per example `[B]` multi-scale log-mel distance (lower is better) of `[B, N]` waves."""
+  return np.asarray(
+    spectral.log_mel_distance(
+      jnp.asarray(reference), jnp.asarray(test), sample_rate, MEL_DISTANCE_WINDOWS, MEL_DISTANCE_BINS
+    )
+  )
+
+
+def si_snr(reference, test):
+  """Scale-invariant SNR in dB per example: `[B, N]` pairs -> `[B]` (numpy or jax arrays)."""
+  xp = jnp if isinstance(reference, jnp.ndarray) else np
+  reference = reference - reference.mean(axis=-1, keepdims=True)
+  test = test - test.mean(axis=-1, keepdims=True)
+  scale = (test * reference).sum(-1, keepdims=True) / ((reference**2).sum(-1, keepdims=True) + SI_SNR_EPSILON)
+  target = scale * reference
+  noise = test - target
+  return 10.0 * xp.log10(((target**2).sum(-1) + SI_SNR_EPSILON) / ((noise**2).sum(-1) + SI_SNR_EPSILON))
+
+
+def bandlimit(wave: np.ndarray, sample_rate: int, limit_rate: int = BANDLIMIT_RATE) -> np.ndarray:
+  """`[N]` resampled to `limit_rate` and back (keeps content below limit_rate / 2): the baseline."""
+  low = librosa.resample(wave, orig_sr=sample_rate, target_sr=limit_rate)
+  back = librosa.resample(low, orig_sr=limit_rate, target_sr=sample_rate)
+  return np.pad(back, (0, max(len(wave) - len(back), 0)))[: len(wave)].astype(np.float32)
+
+
+def windows_from_wave(wave: np.ndarray, window: int) -> np.ndarray:
+  """`[N]` -> `[ceil(N / window), window]`, the last window zero-padded."""
+  count = -(-len(wave) // window)
+  return np.pad(wave, (0, count * window - len(wave))).reshape(count, window)
+
+
+def round_trip(codec, wave: np.ndarray, window: int, batch_size: int) -> np.ndarray:
+  """Runs `codec` (`[batch_size, window] -> [batch_size, window]`) over all of `[N]` in consecutive
+  windows (batches padded with silence, so the codec always sees one shape); returns `[N]`."""
+  windows = windows_from_wave(wave, window)
+  count = len(windows)
+  windows = np.pad(windows, ((0, -count % batch_size), (0, 0)))
+  out = [np.asarray(codec(windows[i : i + batch_size])) for i in range(0, len(windows), batch_size)]
+  return np.concatenate(out)[:count].reshape(-1)[: len(wave)]
+
+
+class CodecEvaluator:
+  """Round-trips whole waves `[N]` (at the tokenizer's rate) with the first `levels` RVQ levels and scores
+  them; the codec is compiled once, for windows of config.data.eval_window_samples (whole frames)."""
+
+  def __init__(self, tokenizer, config, levels: int, batch_size: int):
+    self.geometry = tokenizer.geometry
+    if not 1 <= levels <= self.geometry.levels:
+      raise ValueError(f"levels must be in [1, {self.geometry.levels}], got {levels}")
+    self.levels, self.batch_size = levels, batch_size
+    self.window = self.geometry.samples(self.geometry.frames(config.data.eval_window_samples))
+    self.codec = jax.jit(lambda x: tokenizer.decode(tokenizer.encode(x)[:, :levels]))
+
+  def __call__(self, wave: np.ndarray) -> dict:
+    """Returns seconds, windows, mel_distance, si_snr, bandlimit_mel_distance (the 1 kHz baseline), kbps,
+    tokens_per_second, levels and `reconstruction` `[N]`."""
+    rate = self.geometry.sample_rate
+    recon = round_trip(self.codec, wave, self.window, self.batch_size)
+    return {
+      "seconds": len(wave) / rate,
+      "windows": -(-len(wave) // self.window),
+      "mel_distance": float(log_mel_distance(wave[None], recon[None], rate)[0]),
+      "si_snr": float(si_snr(wave[None], recon[None])[0]),
+      "bandlimit_mel_distance": float(log_mel_distance(wave[None], bandlimit(wave, rate)[None], rate)[0]),
+      "kbps": self.geometry.kbps(self.levels),
+      "tokens_per_second": self.levels * self.geometry.frame_rate,
+      "levels": self.levels,
+      "reconstruction": recon,
+    }
