@@ -1,15 +1,20 @@
-"""The clip_folder TFDS dataset on a folder the test writes: good video, undecodable file, image."""
+"""The clip_folder TFDS dataset on a folder the test writes (good video, undecodable file, image); preview."""
 
 import json
 import logging
+import subprocess
+import sys
 
 import librosa
 import numpy as np
 import pytest
+import soundfile
 from PIL import Image
 
-from videopoet_jax.data import clip_folder, media, shapes_world, structure
+from videopoet_jax.data import clip_folder, media, shapes_world, shapes_world_dataset, structure
 from videopoet_jax.eval import video_metrics
+
+from conftest import REPO
 
 # Two clips of 17 frames at 8 fps, plus a few frames that do not fill a third.
 SOURCE_FRAMES = 40
@@ -125,3 +130,40 @@ def test_farneback_matches_ground_truth_flow():
 def test_missing_source_dir_fails(tmp_path):
   with pytest.raises(ValueError, match="not a folder"):
     clip_folder.make_builder(str(tmp_path / "nope"), data_dir=str(tmp_path)).download_and_prepare()
+
+
+def _preview(*args):
+  return subprocess.run(
+    [sys.executable, "-m", "videopoet_jax.data.preview", *args], capture_output=True, text=True, cwd=REPO
+  )
+
+
+def test_preview_writes_media_and_jsonl(tmp_path):
+  out = tmp_path / "preview"
+  result = _preview(
+    "--dataset=shapes_world:num_train=3,num_validation=1,num_test=1",
+    "--split=validation",
+    "--num=5",
+    f"--out={out}",
+    f"--data_dir={tmp_path / 'tfds'}",
+    "--display_size=64",
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+  assert len(lines) == 1 and lines[0]["seed"] == shapes_world_dataset.SPLIT_SEEDS["validation"]
+  clip = shapes_world.render(lines[0]["seed"])
+  assert lines[0]["caption"] == clip["caption"] and lines[0]["objects"][0]["color"] == clip["color"]
+  decoded = media.read_video(str(out / "0000.mp4"))
+  assert decoded.frames.shape == (17, 64, 64, 3) and decoded.fps == pytest.approx(8)
+  assert video_metrics.psnr(clip["video"][None], decoded.frames[None])[0] > 30
+  wave, rate = soundfile.read(out / "0000.wav", dtype="float32")
+  assert rate == shapes_world.SAMPLE_RATE and np.abs(wave - clip["audio"]).max() < 1e-3
+  muxed = media.read_audio(str(out / "0000.mp4"), shapes_world.SAMPLE_RATE)
+  assert muxed is not None and abs(len(muxed) - len(wave)) < 0.1 * len(wave)
+
+
+def test_preview_bad_dataset_is_one_line_error(tmp_path):
+  result = _preview("--dataset=nope", f"--out={tmp_path}")
+  assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith(
+    "error: unknown dataset"
+  )
