@@ -310,7 +310,7 @@ def main(argv):
       if FLAGS.text_embeddings:
         manifest["text"] = {"embeddings": os.path.abspath(FLAGS.text_embeddings)}
       else:
-        text_tokenizer, manifest["text"] = text_setup({s: sources[s] for s in splits}, FLAGS.out)
+        text_tokenizer, manifest["text"] = text_setup(sources, FLAGS.out)
   except (ValueError, FileNotFoundError) as e:
     sys.exit(f"error: {e}")
   token_shards.write_manifest(FLAGS.out, manifest)

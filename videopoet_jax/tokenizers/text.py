@@ -17,7 +17,7 @@ UNK_ID = 1
 
 
 def train(captions: list[str], path: str, vocab_size: int = DEFAULT_VOCAB_SIZE) -> None:
-  """Trains a unigram model on `captions` and writes it to `path` (deterministic: one thread)."""
+  """Trains a BPE model on `captions` and writes it to `path` (deterministic: one thread)."""
   captions = [c for c in captions if c.strip()]
   if not captions:
     raise ValueError("cannot train a text tokenizer: the dataset has no captions")
@@ -27,7 +27,7 @@ def train(captions: list[str], path: str, vocab_size: int = DEFAULT_VOCAB_SIZE) 
     model_writer=model,
     vocab_size=vocab_size,
     hard_vocab_limit=False,  # small caption sets have fewer pieces than vocab_size
-    model_type="unigram",
+    model_type="bpe",  # on a closed caption grammar BPE merges up to whole words; unigram keeps fragments
     character_coverage=1.0,
     pad_id=PAD_ID,
     unk_id=UNK_ID,
