@@ -1,5 +1,7 @@
 """tokenizers/encode.py: token shards from a tiny shapes_world build, sharded over 8 devices, resumable."""
 
+import functools
+import importlib.util
 import os
 import signal
 import subprocess
@@ -7,6 +9,7 @@ import sys
 import time
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -162,3 +165,45 @@ def test_bad_input_is_one_line_error(setup, tmp_path, flag, message):
   result = _run(root, tmp_path / "out", flag)
   last = result.stderr.strip().splitlines()[-1]
   assert result.returncode != 0 and last.startswith("error: ") and message in last, result.stderr[-2000:]
+
+
+@functools.cache
+def _encode_module():
+  """tokenizers/encode.py imported once (its absl flags can be defined only once per process)."""
+  spec = importlib.util.spec_from_file_location("encode_program", REPO / "tokenizers" / "encode.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+class FakeAudioTokenizer:
+  """The audio tokenizer's API (`encode`: `[B, N]` float32 -> `[B, levels, N // hop]` int32)."""
+
+  levels, hop = 3, 320
+
+  def encode(self, wave):
+    frames = wave.shape[1] // self.hop
+    coarse = np.round((wave[:, : frames * self.hop].reshape(len(wave), frames, self.hop).mean(-1) + 1) * 100)
+    return np.stack([coarse + level for level in range(self.levels)], axis=1).astype(np.int32)
+
+
+@pytest.mark.parametrize("model_rate", [16_000, 8_000])
+def test_audio_stream_uses_the_audio_tokenizer_api(setup, model_rate):
+  root, builder = setup
+  encode = _encode_module()
+  tokenizer, _ = pretrained.load_video_tokenizer(str(root / "tokenizer"))
+  audio_config = ml_collections.ConfigDict({"model": {"sample_rate": model_rate}})
+  encoder = encode.Encoder(tokenizer, (FakeAudioTokenizer(), audio_config), batch_size=8, sample_rate=16_000)
+  source = builder.as_data_source()["train"]
+  examples = [source[i] for i in range(3)]
+  silent = dict(examples[1], has_audio=np.bool_(False))  # a clip_folder video without a track
+  records = encode.shard_records(
+    encoder, [examples[0], silent, examples[2]], 0, ["audio"], builder.info.features, None, None
+  )
+  assert "audio" not in records[1] and all("video" not in r for r in records)
+  frames = 34_000 * model_rate // 16_000 // FakeAudioTokenizer.hop
+  for record, example in ((records[0], examples[0]), (records[2], examples[2])):
+    assert record["audio"].shape == (3, frames) and record["audio"].dtype == np.int32
+    if model_rate == 16_000:
+      expected = FakeAudioTokenizer().encode(np.asarray(example["audio"])[None])[0]
+      np.testing.assert_array_equal(record["audio"], expected)

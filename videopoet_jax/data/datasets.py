@@ -102,7 +102,7 @@ def describe(example: dict, features: tfds.features.FeaturesDict) -> dict:
   for key, value in example.items():
     if key in DENSE_FEATURES:
       continue
-    feature = features[key]
+    feature = features[key] if key in features.keys() else None
     if isinstance(feature, tfds.features.ClassLabel):
       out[key] = feature.int2str(int(value))
     elif isinstance(feature, tfds.features.Sequence) and isinstance(
