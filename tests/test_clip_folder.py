@@ -5,6 +5,7 @@ import logging
 import subprocess
 import sys
 
+import imageio.v2 as imageio
 import librosa
 import numpy as np
 import pytest
@@ -30,12 +31,29 @@ def _moving_clip():
   return video, audio, attrs
 
 
+def _damaged_frames():
+  return np.concatenate([shapes_world.render(seed)["video"] for seed in range(4)])  # [68, 64, 64, 3]
+
+
+def _write_damaged_avi(path):
+  """An MJPEG avi of 68 frames cut off at 60% of its bytes: about 33 frames still decode."""
+  writer = imageio.get_writer(
+    str(path), fps=8, codec="mjpeg", quality=8, macro_block_size=1, pixelformat="yuvj420p"
+  )
+  for frame in _damaged_frames():
+    writer.append_data(frame)
+  writer.close()
+  data = path.read_bytes()
+  path.write_bytes(data[: len(data) * 6 // 10])
+
+
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory):
   folder = tmp_path_factory.mktemp("footage")
   video, audio, attrs = _moving_clip()
   media.write_video_with_audio(str(folder / "good.mp4"), video, 8, audio, shapes_world.SAMPLE_RATE)
   (folder / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(20_000))
+  _write_damaged_avi(folder / "damaged.avi")
   Image.fromarray(video[0]).resize((48, 40)).save(folder / "still.png")
   (folder / "still.txt").write_text("a blue square on black\n")
   (folder / "captions.jsonl").write_text(
@@ -64,12 +82,13 @@ def built(footage, tmp_path_factory):
 def test_good_clips_kept_and_bad_file_reported(built):
   builder, examples, messages = built
   assert [(e["source"].decode(), int(e["clip_index"])) for e in examples] == [
+    ("damaged.avi", 0),  # the frames that decode make one whole clip; the partial rest is dropped
     ("good.mp4", 0),
     ("good.mp4", 1),
     ("still.png", 0),
   ]
   summary = clip_folder.build_summary(builder)
-  assert summary["files"] == 3 and summary["clips"] == 3
+  assert summary["files"] == 4 and summary["clips"] == 4
   assert list(summary["skipped"]) == ["broken.mp4"]
   assert any("broken.mp4" in m and "skipping" in m for m in messages)
   # A fresh builder reads the summary back from the prepared dataset.
@@ -82,7 +101,7 @@ def test_good_clips_kept_and_bad_file_reported(built):
 def test_video_clip_features(built, footage):
   _, examples, _ = built
   _, video, _ = footage
-  for clip_index, example in enumerate(examples[:2]):
+  for clip_index, example in enumerate(examples[1:3]):
     assert example["video"].shape == (17, SIZE, SIZE, 3) and example["video"].dtype == np.uint8
     expected = media.crop_resize(video[clip_index * 17 : (clip_index + 1) * 17], SIZE)
     assert video_metrics.psnr(expected[None], example["video"][None])[0] > 25
@@ -102,16 +121,24 @@ def test_video_clip_features(built, footage):
 
 def test_flow_follows_the_motion(built):
   _, examples, _ = built
-  flow = examples[0]["flow"][1:8]
+  flow = examples[1]["flow"][1:8]
   moving = np.linalg.norm(flow, axis=-1) > 0.5
   # The square moves right at 2-3 px/frame at 64 px, i.e. 1-1.5 px/frame at 32 px.
   dx, dy = flow[moving].mean(0)
   assert 0.7 < dx < 2.0 and abs(dy) < 0.3, (dx, dy)
 
 
+def test_damaged_file_keeps_the_frames_that_decode(built):
+  _, examples, _ = built
+  damaged = examples[0]
+  assert damaged["video"].shape == (17, SIZE, SIZE, 3) and not damaged["has_audio"]
+  expected = media.crop_resize(_damaged_frames()[:17], SIZE)
+  assert video_metrics.psnr(expected[None], damaged["video"][None])[0] > 25
+
+
 def test_image_becomes_one_frame_clip(built):
   _, examples, _ = built
-  image = examples[2]
+  image = examples[3]
   assert image["is_image"] and image["video"].shape == (1, SIZE, SIZE, 3)
   assert image["audio"].shape == (0,) and not image["has_audio"]
   assert image["flow"].shape == (1, SIZE, SIZE, 2) and image["caption"].decode() == "a blue square on black"
