@@ -12,6 +12,7 @@ renamed when complete: kill the program at any time and run the same command aga
 kept and skipped, and the result is byte-identical to an uninterrupted run.
 """
 
+import functools
 import json
 import os
 import sys
@@ -63,18 +64,29 @@ def load_audio_tokenizer(path: str):
   return loader(path)
 
 
-def encode_audio(tokenizer, config, waves: np.ndarray, sample_rate: int) -> np.ndarray:
-  """`[B, N]` float32 waves at `sample_rate` -> `[B, levels, frames]` int32 ids."""
-  model_rate = config.model.sample_rate
-  if model_rate != sample_rate:
-    import librosa  # only needed when the rates differ.
+def resample(waves: np.ndarray, sample_rate: int, model_rate: int) -> np.ndarray:
+  """`[B, N]` float32 at `sample_rate` -> `[B, N * model_rate / sample_rate]` float32."""
+  if model_rate == sample_rate:
+    return np.asarray(waves, np.float32)
+  import librosa  # only needed when the rates differ.
 
-    waves = librosa.resample(waves, orig_sr=sample_rate, target_sr=model_rate, axis=-1)
-  return np.asarray(tokenizer.encode(np.asarray(waves, np.float32)), np.int32)
+  return librosa.resample(np.asarray(waves, np.float32), orig_sr=sample_rate, target_sr=model_rate, axis=-1)
+
+
+def jit_encode(module, mesh):
+  """`batch -> ids` of `module.encode`, jitted with the parameters as a replicated argument."""
+  graphdef, state = nnx.split(module)
+  state = jax.device_put(state, sharding.replicated(mesh))
+
+  @functools.partial(jax.jit, out_shardings=sharding.replicated(mesh))
+  def encode(state, batch):
+    return nnx.merge(graphdef, state).encode(batch)
+
+  return lambda batch: encode(state, batch)
 
 
 class Encoder:
-  """Runs the tokenizers on host examples; video batches are sharded over the mesh's data axis."""
+  """Runs the tokenizers on host examples; batches are sharded over the mesh's data axis."""
 
   def __init__(self, video_tokenizer, audio, batch_size: int, sample_rate: int):
     self.mesh = sharding.make_mesh(
@@ -82,32 +94,33 @@ class Encoder:
     )
     parallel = sharding.data_parallel_size(self.mesh)
     self.batch_size = -(-batch_size // parallel) * parallel
-    self.geometry = video_tokenizer.geometry
-    params = nnx.state(video_tokenizer, nnx.Param)
-    nnx.update(video_tokenizer, jax.device_put(params, sharding.replicated(self.mesh)))
     self.batch_sharding = sharding.batch_sharding(self.mesh)
-    self._encode_video = jax.jit(video_tokenizer.encode, out_shardings=sharding.replicated(self.mesh))
+    self._encode_video = jit_encode(video_tokenizer, self.mesh)
     self.audio = audio
+    if audio is not None:
+      self._encode_audio = jit_encode(audio[0], self.mesh)
+      self.audio_rate = audio[1].model.sample_rate
     self.sample_rate = sample_rate
 
-  def video(self, clips: list[np.ndarray]) -> list[np.ndarray]:
-    """Same-shape `[T, H, W, 3]` uint8 clips -> `[t, h, w]` int32 ids each (padded to whole batches)."""
+  def _batched(self, encode, items: list[np.ndarray]) -> list[np.ndarray]:
+    """Encodes same-shape `items` in whole batches (the last one padded by repetition)."""
     ids = []
-    for start in range(0, len(clips), self.batch_size):
-      chunk = clips[start : start + self.batch_size]
-      batch = np.stack(chunk + [chunk[-1]] * (self.batch_size - len(chunk)))
-      batch = jax.device_put(media.to_model_range(batch), self.batch_sharding)
-      ids.extend(np.asarray(self._encode_video(batch), np.int32)[: len(chunk)])
+    for start in range(0, len(items), self.batch_size):
+      chunk = items[start : start + self.batch_size]
+      batch = jax.device_put(
+        np.stack(chunk + [chunk[-1]] * (self.batch_size - len(chunk))), self.batch_sharding
+      )
+      ids.extend(np.asarray(encode(batch), np.int32)[: len(chunk)])
     return ids
 
+  def video(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+    """Same-shape `[T, H, W, 3]` uint8 clips -> `[t, h, w]` int32 ids each."""
+    return self._batched(self._encode_video, [media.to_model_range(c) for c in clips])
+
   def audio_ids(self, waves: list[np.ndarray]) -> list[np.ndarray]:
-    tokenizer, config = self.audio
-    ids = []
-    for start in range(0, len(waves), self.batch_size):
-      chunk = waves[start : start + self.batch_size]
-      batch = np.stack(chunk + [chunk[-1]] * (self.batch_size - len(chunk)))
-      ids.extend(encode_audio(tokenizer, config, batch, self.sample_rate)[: len(chunk)])
-    return ids
+    """Same-length `[N]` float32 waves at the dataset's rate -> `[levels, frames]` int32 ids each."""
+    waves = list(resample(np.stack(waves), self.sample_rate, self.audio_rate))
+    return self._batched(self._encode_audio, waves)
 
 
 def groups_by_shape(clips: list[np.ndarray]) -> dict[tuple, list[int]]:
