@@ -213,3 +213,15 @@ def test_audio_stream_uses_the_audio_tokenizer_api(setup, model_rate):
     if model_rate == 16_000:
       expected = np.asarray(FakeAudioTokenizer().encode(jnp.asarray(example["audio"])[None]))[0]
       assert np.mean(record["audio"] == expected) > 0.99
+
+
+def test_precomputed_text_embeddings_replace_text_ids(setup):
+  _, builder = setup
+  encode = _encode_module()
+  source = builder.as_data_source()["train"]
+  examples = [source[i] for i in range(4, 7)]
+  embeddings = np.random.default_rng(0).normal(size=(12, 6, 16)).astype(np.float32)  # [N, L, D], e.g. T5
+  records = encode.shard_records(None, examples, 4, ["text"], builder.info.features, None, embeddings)
+  for i, record in enumerate(records):
+    assert "text" not in record and record["index"] == 4 + i
+    np.testing.assert_array_equal(record["text_embedding"], embeddings[4 + i])
