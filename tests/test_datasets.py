@@ -11,6 +11,18 @@ from videopoet_jax.data import shapes_world as world
 from videopoet_jax.data import shapes_world_dataset as dataset
 
 SIZES = {"num_train": 24, "num_validation": 4, "num_test": 4}
+# The world's definition from the datasets issue (the evaluation contract), written out independently.
+SPEC_PITCH_HZ = {"red": 262, "green": 330, "blue": 392, "yellow": 523, "magenta": 659, "cyan": 784}
+SPEC_COLORS = {
+  "red": (220, 40, 40),
+  "green": (40, 200, 60),
+  "blue": (50, 80, 230),
+  "yellow": (235, 220, 50),
+  "magenta": (210, 60, 210),
+  "cyan": (60, 210, 220),
+}
+SPEC_BACKGROUNDS = {"black": (0, 0, 0), "gray": (128, 128, 128), "white": (245, 245, 245)}
+SPEC_DIMENSIONS = {"circle": (6, 10), "square": (12, 20), "triangle": (14, 22)}  # small, large
 # Median yin pitch must be within this fraction of the colour's pitch.
 PITCH_TOLERANCE = 0.03
 # A 10 ms window whose largest sample-to-sample step exceeds this holds a click (the hums' steps are < 0.2).
@@ -42,6 +54,30 @@ def _names(builder, example):
     {k: objects_feature[k].int2str(int(objects[k][i])) for k in world.OBJECT_ATTRIBUTES} for i in range(count)
   ]
   return names, builder.info.features["background"].int2str(int(example["background"]))
+
+
+def test_world_constants_match_the_spec():
+  assert (world.FRAMES, world.FPS, world.SIZE, world.SAMPLE_RATE, world.AUDIO_SAMPLES) == (
+    17,
+    8,
+    64,
+    16_000,
+    34_000,
+  )
+  assert (
+    world.PITCH_HZ == SPEC_PITCH_HZ and world.COLORS == SPEC_COLORS and world.BACKGROUNDS == SPEC_BACKGROUNDS
+  )
+  for shape, (small, large) in SPEC_DIMENSIONS.items():
+    assert (world.SHAPE_DIMENSIONS[(shape, "small")], world.SHAPE_DIMENSIONS[(shape, "large")]) == (
+      small,
+      large,
+    )
+  assert (world.HUM_AMPLITUDE, world.CLICK_AMPLITUDE, world.FADE_SECONDS, world.CLICK_SECONDS) == (
+    0.3,
+    0.5,
+    0.01,
+    0.01,
+  )
 
 
 def test_splits_sizes_and_disjoint_seeds(default_builder):
@@ -116,7 +152,7 @@ def test_audio_pitch_matches_color(default_builder):
   for example in _examples(default_builder, "train")[:12]:
     names, _ = _names(default_builder, example)
     f0 = librosa.yin(example["audio"], fmin=200, fmax=1000, sr=world.SAMPLE_RATE, frame_length=1024)
-    pitch = world.PITCH_HZ[names[0]["color"]]
+    pitch = SPEC_PITCH_HZ[names[0]["color"]]
     assert abs(np.median(f0) / pitch - 1) < PITCH_TOLERANCE, (names[0]["color"], np.median(f0))
 
 
