@@ -194,3 +194,31 @@ def test_preview_bad_dataset_is_one_line_error(tmp_path):
   assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith(
     "error: unknown dataset"
   )
+
+
+def test_precomputed_structure_videos_and_validation_files(footage, tmp_path):
+  folder = footage[0]
+  guides = tmp_path / "depth"
+  guides.mkdir()
+  # A "depth" video for good.mp4 only: a horizontal ramp that brightens over time.
+  ramp = (
+    np.linspace(0, 200, 64, dtype=np.float32)[None, None, :, None] + 2 * np.arange(40)[:, None, None, None]
+  )
+  media.write_video(str(guides / "good.mp4"), np.broadcast_to(ramp, (40, 64, 64, 3)).astype(np.uint8), 8)
+  builder = clip_folder.make_builder(
+    str(folder),
+    data_dir=str(tmp_path / "tfds"),
+    size=SIZE,
+    structure_dir=str(guides),
+    validation_files=("still.png",),
+  )
+  builder.download_and_prepare()
+  sources = builder.as_data_source()
+  train = [sources["train"][i] for i in range(len(sources["train"]))]
+  assert [e["source"].decode() for e in train] == ["good.mp4", "good.mp4"]
+  assert [e["source"].decode() for e in sources["validation"]] == ["still.png"]
+  assert "damaged.avi" in clip_folder.build_summary(builder)["skipped"]  # no structure video for it
+  for clip_index, example in enumerate(train):
+    frames = np.broadcast_to(ramp, (40, 64, 64, 3)).astype(np.uint8)[clip_index * 17 : (clip_index + 1) * 17]
+    expected = structure.grayscale(media.crop_resize(frames, SIZE)).astype(np.float32)
+    assert np.abs(example["structure"].astype(np.float32) - expected).mean() < 4.0
