@@ -31,6 +31,7 @@ setuptools.setup(
     "soundfile>=0.12",
     "imageio>=2.34",
     "imageio-ffmpeg>=0.5",
+    "opencv-python-headless>=4.8",
     "tensorboardX>=2.6",
     "absl-py>=2.1",
     "tqdm>=4.66",

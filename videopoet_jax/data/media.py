@@ -1,5 +1,5 @@
 """Media file IO and clip formatting: video (decode, fps resampling, center crop + resize, mp4 writing)
-and audio (decode + resample to mono, wav writing).
+and audio (decode + resample to mono from audio files or a video's own track, wav writing, muxing).
 
 Frames are uint8 `[T, H, W, 3]` on the host; models take float `[B, T, H, W, 3]` in [-1, 1]. Audio is
 float32 `[N]` mono in [-1, 1] at the caller's sample rate.
@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import subprocess
+import tempfile
 
 import imageio.v2 as imageio
+import imageio_ffmpeg
 import librosa
 import numpy as np
 import soundfile
@@ -124,3 +128,41 @@ def read_audio(path: str, sample_rate: int) -> np.ndarray:
 def write_audio(path: str, wave: np.ndarray, sample_rate: int) -> None:
   """Writes mono float `[N]` in [-1, 1] as 16-bit PCM (format from the extension: wav, flac, ogg)."""
   soundfile.write(path, np.clip(np.asarray(wave, np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16")
+
+
+def ffmpeg_exe() -> str:
+  """Path of the ffmpeg binary that imageio-ffmpeg ships (or finds)."""
+  return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def read_audio_track(path: str, sample_rate: int) -> np.ndarray | None:
+  """The audio track of `path` as `[N]` float32 mono at `sample_rate`, or None when it has none.
+
+  A damaged track yields the samples that decode.
+  """
+  command = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", str(sample_rate)]
+  result = subprocess.run([*command, "-f", "f32le", "-"], capture_output=True, check=False)
+  if not result.stdout:
+    return None
+  if result.returncode or result.stderr:
+    logging.warning("%s: audio decoded with errors: %s", path, result.stderr.decode(errors="replace")[-200:])
+  wave = np.frombuffer(result.stdout[: len(result.stdout) // 4 * 4], np.float32)
+  return np.clip(np.nan_to_num(wave), -1.0, 1.0)
+
+
+def write_video_with_audio(
+  path: str, frames: np.ndarray, fps: float, wave: np.ndarray | None, sample_rate: int, display_size=None
+) -> None:
+  """Writes an mp4 of `[T, H, W, 3]` uint8 frames with `[N]` float32 audio muxed in (AAC) when given."""
+  if wave is None or not len(wave):
+    write_video(path, frames, fps, display_size)
+    return
+  with tempfile.TemporaryDirectory() as tmp:
+    silent, sound = os.path.join(tmp, "video.mp4"), os.path.join(tmp, "audio.wav")
+    write_video(silent, frames, fps, display_size)
+    write_audio(sound, wave, sample_rate)
+    command = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", silent, "-i", sound]
+    command += ["-c:v", "copy", "-c:a", "aac", "-shortest", path]
+    result = subprocess.run(command, capture_output=True, check=False)
+    if result.returncode:
+      raise MediaError(f"ffmpeg could not mux audio into {path}: {result.stderr.decode(errors='replace')}")

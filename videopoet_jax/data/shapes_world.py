@@ -1,7 +1,8 @@
-"""The procedural audio-visual world: one coloured shape moving on a flat background, humming.
+"""The procedural audio-visual world: one (or two) coloured shapes moving on a flat background, humming.
 
-Every clip is a pure function of its seed. The palette, sizes, pitches and caption grammar below are part
-of the evaluation contract: change them and the per-task scores stop meaning anything.
+Every clip is a pure function of its seed (and of the world's options: number of objects, withheld
+attribute combinations). The palette, sizes, pitches and caption grammar below are part of the evaluation
+contract: change them and the per-task scores stop meaning anything.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ HUM_AMPLITUDE = 0.3
 FADE_SECONDS = 0.010
 CLICK_AMPLITUDE = 0.5
 CLICK_SECONDS = 0.010
+# Attribute names an object has (the background is shared by all objects of a clip).
+OBJECT_ATTRIBUTES = ("shape", "size", "color", "direction")
+ATTRIBUTE_VALUES = {
+  "shape": SHAPES,
+  "size": SIZES,
+  "color": tuple(COLORS),
+  "direction": tuple(DIRECTIONS),
+  "background": tuple(BACKGROUNDS),
+}
+MAX_OBJECTS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +73,48 @@ class Attributes:
     return f"{obj} moves {self.direction} on a {self.background} background"
 
 
-def sample_attributes(rng: np.random.Generator) -> Attributes:
-  return Attributes(
-    shape=str(rng.choice(SHAPES)),
-    size=str(rng.choice(SIZES)),
-    color=str(rng.choice(list(COLORS))),
-    direction=str(rng.choice(list(DIRECTIONS))),
-    background=str(rng.choice(list(BACKGROUNDS))),
-  )
+def caption(objects: list[Attributes]) -> str:
+  """The caption of a clip: objects joined by "and", then the (shared) background of the first."""
+  if len(objects) == 1:
+    return objects[0].caption()
+  phrases = [o.caption().rsplit(" on a ", 1)[0] for o in objects]
+  return f"{' and '.join(phrases)} on a {objects[0].background} background"
+
+
+def parse_combination(text: str) -> dict[str, str]:
+  """Parses an attribute combination such as "color=red,shape=triangle" (values checked)."""
+  combination = {}
+  for item in text.split(","):
+    key, _, value = item.partition("=")
+    key, value = key.strip(), value.strip()
+    if key not in ATTRIBUTE_VALUES or value not in ATTRIBUTE_VALUES[key]:
+      raise ValueError(f"bad attribute combination {text!r}: {item!r} is not one of {ATTRIBUTE_VALUES}")
+    combination[key] = value
+  return combination
+
+
+def matches(attrs: Attributes, combinations: tuple[str, ...]) -> bool:
+  """Whether `attrs` has every attribute of at least one of `combinations` ("color=red,shape=circle")."""
+  for text in combinations:
+    if all(getattr(attrs, k) == v for k, v in parse_combination(text).items()):
+      return True
+  return False
+
+
+def sample_attributes(
+  rng: np.random.Generator, withheld: tuple[str, ...] = (), only_withheld: bool = False
+) -> Attributes:
+  """Random attributes; with `withheld`, redrawn until they avoid (or, with `only_withheld`, hit) them."""
+  while True:
+    attrs = Attributes(
+      shape=str(rng.choice(SHAPES)),
+      size=str(rng.choice(SIZES)),
+      color=str(rng.choice(list(COLORS))),
+      direction=str(rng.choice(list(DIRECTIONS))),
+      background=str(rng.choice(list(BACKGROUNDS))),
+    )
+    if not withheld or matches(attrs, withheld) == only_withheld:
+      return attrs
 
 
 def half_extent(shape: str, size: str) -> tuple[float, float]:
@@ -132,44 +177,80 @@ def simulate(rng, attrs: Attributes) -> tuple[np.ndarray, np.ndarray, list[int]]
   return np.stack(centres), np.stack(velocities).astype(np.float32), bounces
 
 
-def render_audio(rng, attrs: Attributes, bounces: list[int]) -> np.ndarray:
-  """`[AUDIO_SAMPLES]` float32: the colour's hum with fades, plus a white-noise click per bounce."""
+def click_start(frame: int) -> int:
+  """First audio sample of the click of a bounce at video frame `frame`."""
+  return int(round(frame / FPS * SAMPLE_RATE))
+
+
+def render_audio(rng, colors: str | list[str], bounces: list[int]) -> np.ndarray:
+  """`[AUDIO_SAMPLES]` float32 in [-1, 1]: each colour's hum with fades, plus a noise click per bounce."""
+  colors = [colors] if isinstance(colors, str) else colors
   t = np.arange(AUDIO_SAMPLES, dtype=np.float64) / SAMPLE_RATE
-  wave = HUM_AMPLITUDE * np.sin(2 * np.pi * PITCH_HZ[attrs.color] * t)
+  wave = sum(HUM_AMPLITUDE * np.sin(2 * np.pi * PITCH_HZ[c] * t) for c in colors)
   fade = int(FADE_SECONDS * SAMPLE_RATE)
   ramp = np.linspace(0.0, 1.0, fade)
   wave[:fade] *= ramp
   wave[-fade:] *= ramp[::-1]
   click = int(CLICK_SECONDS * SAMPLE_RATE)
   for frame in bounces:
-    start = int(round(frame / FPS * SAMPLE_RATE))
+    start = click_start(frame)
     end = min(start + click, AUDIO_SAMPLES)
     wave[start:end] += CLICK_AMPLITUDE * rng.uniform(-1.0, 1.0, end - start)
-  return wave.astype(np.float32)
+  return np.clip(wave, -1.0, 1.0).astype(np.float32)
 
 
-def render(seed: int, attrs: Attributes | None = None) -> dict[str, np.ndarray | str | list[int]]:
+def render(
+  seed: int,
+  attrs: Attributes | list[Attributes] | None = None,
+  num_objects: int = 1,
+  withheld: tuple[str, ...] = (),
+  only_withheld: bool = False,
+) -> dict[str, np.ndarray | str | list]:
   """Renders clip `seed`.
 
-  Returns a dict with `video` `[17, 64, 64, 3]` uint8, `mask` `[17, 64, 64]` bool, `flow` `[17, 64, 64, 2]`
-  float32 (pixels moved since the previous frame, (dx, dy), on object pixels), `audio` `[34000]` float32 in
-  [-1, 1], `caption`, the attribute strings, and `bounce_frames`.
+  Args:
+    seed: the clip's seed; the clip is a pure function of it and of the other arguments.
+    attrs: fixed attributes (one Attributes per object) instead of random ones.
+    num_objects: 1 or 2 objects; all share the first object's background, later objects are drawn on top.
+    withheld: attribute combinations ("color=red,shape=triangle") no object may have ...
+    only_withheld: ... or, when True, that every object must have one of.
+
+  Returns:
+    A dict with `video` `[17, 64, 64, 3]` uint8, `mask` `[17, 64, 64]` bool (any object), `labels`
+    `[17, 64, 64]` uint8 (0 background, k = object k on top there), `flow` `[17, 64, 64, 2]` float32 (pixels
+    the visible object moved since the previous frame, (dx, dy), on object pixels), `audio` `[34000]` float32
+    in [-1, 1], `caption`, the first object's attribute strings, `objects` (a list of attribute dicts), and
+    `bounce_frames` (sorted frames where any object bounced).
   """
+  if not 1 <= num_objects <= MAX_OBJECTS:
+    raise ValueError(f"num_objects must be in [1, {MAX_OBJECTS}], got {num_objects}")
   rng = np.random.default_rng(seed)
-  attrs = attrs or sample_attributes(rng)
-  centres, velocities, bounces = simulate(rng, attrs)
-  background = np.array(BACKGROUNDS[attrs.background], np.uint8)
-  color = np.array(COLORS[attrs.color], np.uint8)
+  if attrs is None:
+    objects = [sample_attributes(rng, withheld, only_withheld) for _ in range(num_objects)]
+  else:
+    objects = [attrs] if isinstance(attrs, Attributes) else list(attrs)
+  objects = [dataclasses.replace(o, background=objects[0].background) for o in objects]
+  background = np.array(BACKGROUNDS[objects[0].background], np.uint8)
   video = np.broadcast_to(background, (FRAMES, SIZE, SIZE, 3)).copy()
-  masks = np.stack([shape_mask(attrs.shape, attrs.size, cx, cy) for cx, cy in centres])
-  video[masks] = color
-  flow = masks[..., None] * velocities[:, None, None, :]
+  labels = np.zeros((FRAMES, SIZE, SIZE), np.uint8)
+  flow = np.zeros((FRAMES, SIZE, SIZE, 2), np.float32)
+  bounces = set()
+  for k, attrs_k in enumerate(objects, start=1):
+    centres, velocities, bounces_k = simulate(rng, attrs_k)
+    bounces.update(bounces_k)
+    masks = np.stack([shape_mask(attrs_k.shape, attrs_k.size, cx, cy) for cx, cy in centres])
+    video[masks] = np.array(COLORS[attrs_k.color], np.uint8)
+    labels[masks] = k
+    flow = np.where(masks[..., None], velocities[:, None, None, :], flow)
+  bounces = sorted(bounces)
   return {
     "video": video,
-    "mask": masks,
+    "mask": labels > 0,
+    "labels": labels,
     "flow": flow.astype(np.float32),
-    "audio": render_audio(rng, attrs, bounces),
-    "caption": attrs.caption(),
+    "audio": render_audio(rng, [o.color for o in objects], bounces),
+    "caption": caption(objects),
     "bounce_frames": bounces,
-    **dataclasses.asdict(attrs),
+    "objects": [dataclasses.asdict(o) for o in objects],
+    **dataclasses.asdict(objects[0]),
   }

@@ -1,0 +1,333 @@
+"""Pre-tokenizes a dataset once: stage-1 tokenizers over every example, written as token shards.
+
+  python tokenizers/encode.py --dataset=shapes_world --video_tokenizer=DIR [--audio_tokenizer=DIR] --out=DIR
+
+Streams per example (see videopoet_jax/data/token_shards.py): `video` ids, `audio` ids (with
+--audio_tokenizer), `text` sentencepiece ids (the model is trained on the train split's captions unless
+--text_model is given) or `text_embedding` (--text_embeddings=DIR holding `<split>.npy` `[N, L, D]`),
+and the conditioning streams `inpaint_video`, `outpaint_video`, `structure_video`.
+
+Batches are split over the mesh's data axis (all devices). Shards are written to a temporary name and
+renamed when complete: kill the program at any time and run the same command again; finished shards are
+kept and skipped, and the result is byte-identical to an uninterrupted run.
+"""
+
+import functools
+import json
+import os
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+from absl import app, flags, logging
+from flax import nnx
+
+from videopoet_jax import sharding
+from videopoet_jax.data import conditioning, datasets, media, token_shards
+from videopoet_jax.tokenizers import pretrained, text
+
+STREAMS = ("video", "audio", "text", "inpaint_video", "outpaint_video", "structure_video")
+MASKED_STREAMS = {"inpaint_video": "inpaint", "outpaint_video": "outpaint"}
+
+flags.DEFINE_string("dataset", None, "Dataset name, e.g. shapes_world or clip_folder:source_dir=DIR.")
+flags.DEFINE_string(
+  "data_dir", datasets.DEFAULT_DATA_DIR, "TFDS data folder (the dataset is built there if missing)."
+)
+flags.DEFINE_list("splits", ["train", "validation", "test"], "Splits to encode (those the dataset has).")
+flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export folder or workdir (default: bundled).")
+flags.DEFINE_string(
+  "audio_tokenizer", None, "Audio tokenizer export folder or workdir (no audio stream if unset)."
+)
+flags.DEFINE_string("text_model", None, "Existing sentencepiece model (default: train one on the captions).")
+flags.DEFINE_integer(
+  "text_vocab_size", text.DEFAULT_VOCAB_SIZE, "Vocabulary size when training the text model."
+)
+flags.DEFINE_string("text_embeddings", None, "Folder of <split>.npy [N, L, D] precomputed text embeddings.")
+flags.DEFINE_list("streams", list(STREAMS), f"Streams to write, from {STREAMS}.")
+flags.DEFINE_string("out", None, "Output folder of the token shards.")
+flags.DEFINE_integer("examples_per_shard", 256, "Examples per shard file.")
+flags.DEFINE_integer("batch_size", 8, "Clips per tokenizer call (rounded up to a multiple of the devices).")
+flags.DEFINE_integer("max_examples", 0, "Encode only the first N examples of each split (0: all).")
+FLAGS = flags.FLAGS
+
+
+def resample(waves: np.ndarray, sample_rate: int, model_rate: int) -> np.ndarray:
+  """`[B, N]` float32 at `sample_rate` -> `[B, N * model_rate / sample_rate]` float32."""
+  if model_rate == sample_rate:
+    return np.asarray(waves, np.float32)
+  import librosa  # only needed when the rates differ.
+
+  return librosa.resample(np.asarray(waves, np.float32), orig_sr=sample_rate, target_sr=model_rate, axis=-1)
+
+
+def jit_encode(module, mesh):
+  """`batch -> ids` of `module.encode`, jitted with the parameters as a replicated argument."""
+  graphdef, state = nnx.split(module)
+  state = jax.device_put(state, sharding.replicated(mesh))
+
+  @functools.partial(jax.jit, out_shardings=sharding.replicated(mesh))
+  def encode(state, batch):
+    return nnx.merge(graphdef, state).encode(batch)
+
+  return lambda batch: encode(state, batch)
+
+
+class Encoder:
+  """Runs the tokenizers on host examples; batches are sharded over the mesh's data axis."""
+
+  def __init__(self, video_tokenizer, audio, batch_size: int, sample_rate: int):
+    self.mesh = sharding.make_mesh(
+      ml_collections.ConfigDict({"shape": (-1, 1, 1), "axes": ("data", "fsdp", "tensor")})
+    )
+    parallel = sharding.data_parallel_size(self.mesh)
+    self.batch_size = -(-batch_size // parallel) * parallel
+    self.batch_sharding = sharding.batch_sharding(self.mesh)
+    self._encode_video = jit_encode(video_tokenizer, self.mesh)
+    self.audio = audio
+    if audio is not None:
+      self._encode_audio = jit_encode(audio[0], self.mesh)
+      self.audio_rate = audio[1].model.sample_rate
+    self.sample_rate = sample_rate
+
+  def _batched(self, encode, items: list[np.ndarray]) -> list[np.ndarray]:
+    """Encodes same-shape `items` in whole batches (the last one padded by repetition)."""
+    ids = []
+    for start in range(0, len(items), self.batch_size):
+      chunk = items[start : start + self.batch_size]
+      batch = jax.device_put(
+        np.stack(chunk + [chunk[-1]] * (self.batch_size - len(chunk))), self.batch_sharding
+      )
+      ids.extend(np.asarray(encode(batch), np.int32)[: len(chunk)])
+    return ids
+
+  def video(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+    """Same-shape `[T, H, W, 3]` uint8 clips -> `[t, h, w]` int32 ids each."""
+    return self._batched(self._encode_video, [media.to_model_range(c) for c in clips])
+
+  def audio_ids(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+    """Same-length `[N]` float32 waves at the dataset's rate -> `[levels, frames]` int32 ids each."""
+    waves = list(resample(np.stack(waves), self.sample_rate, self.audio_rate))
+    return self._batched(self._encode_audio, waves)
+
+
+def groups_by_shape(clips: list[np.ndarray]) -> dict[tuple, list[int]]:
+  """Positions of the clips, grouped by shape (in order of first appearance)."""
+  groups = {}
+  for i, clip in enumerate(clips):
+    groups.setdefault(tuple(clip.shape), []).append(i)
+  return groups
+
+
+def encode_many(fn, clips: list[np.ndarray]) -> list[np.ndarray]:
+  """Applies a batched `fn` to same-shape groups of `clips`; results in the input order."""
+  out = [None] * len(clips)
+  for positions in groups_by_shape(clips).values():
+    for position, ids in zip(positions, fn([clips[p] for p in positions]), strict=True):
+      out[position] = ids
+  return out
+
+
+def shard_records(encoder, examples, first_index, streams, features, text_tokenizer, embeddings):
+  """Token records of consecutive examples starting at split index `first_index`."""
+  records = [
+    {
+      "index": first_index + i,
+      "caption": example["caption"].decode("utf-8"),
+      "attributes": {k: v for k, v in datasets.describe(example, features).items() if k != "caption"},
+    }
+    for i, example in enumerate(examples)
+  ]
+  # Every video-like stream of the shard goes through the tokenizer together (fuller batches).
+  jobs = []
+  for i, example in enumerate(examples):
+    video = np.asarray(example["video"])
+    if "video" in streams:
+      jobs.append((i, "video", video))
+    for stream, kind in MASKED_STREAMS.items():
+      if stream in streams:
+        jobs.append((i, stream, conditioning.masked_video(video, kind)))
+    if "structure_video" in streams:
+      jobs.append((i, "structure_video", conditioning.structure_clip(example)))
+  if jobs:
+    ids = encode_many(encoder.video, [clip for _, _, clip in jobs])
+    for (i, stream, _), stream_ids in zip(jobs, ids, strict=True):
+      records[i][stream] = stream_ids
+  if "audio" in streams and encoder.audio is not None:
+    with_audio = [i for i, e in enumerate(examples) if len(e["audio"]) and e.get("has_audio", True)]
+    waves = [np.asarray(examples[i]["audio"], np.float32) for i in with_audio]
+    for i, ids in zip(with_audio, encode_many(encoder.audio_ids, waves), strict=True):
+      records[i]["audio"] = ids
+  if "text" in streams:
+    for i, record in enumerate(records):
+      if embeddings is not None:
+        record["text_embedding"] = np.asarray(embeddings[first_index + i], np.float32)
+      else:
+        record["text"] = text_tokenizer.encode(record["caption"])
+  return records
+
+
+def text_setup(source_by_split, out: str):
+  """`(TextTokenizer, manifest entry)`: the given model, or one trained on the train captions."""
+  path = os.path.join(out, token_shards.TEXT_MODEL)
+  if FLAGS.text_model:
+    with open(FLAGS.text_model, "rb") as src, open(path + token_shards.TMP_SUFFIX, "wb") as dst:
+      dst.write(src.read())
+    os.replace(path + token_shards.TMP_SUFFIX, path)
+  elif not os.path.exists(path):
+    split = "train" if "train" in source_by_split else next(iter(source_by_split))
+    source = source_by_split[split]
+    captions = [source[i]["caption"].decode("utf-8") for i in range(len(source))]
+    text.train(captions, path + token_shards.TMP_SUFFIX, FLAGS.text_vocab_size)
+    os.replace(path + token_shards.TMP_SUFFIX, path)
+    logging.info("trained the text tokenizer on %d %s captions", len(captions), split)
+  tokenizer = text.TextTokenizer(path)
+  return tokenizer, {"model": token_shards.TEXT_MODEL, "vocab_size": tokenizer.vocab_size}
+
+
+def load_embeddings(split: str, count: int) -> np.ndarray:
+  path = os.path.join(FLAGS.text_embeddings, f"{split}.npy")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"--text_embeddings has no {split}.npy ([N, L, D] float) at {path}")
+  embeddings = np.load(path, mmap_mode="r")
+  if embeddings.ndim != 3 or len(embeddings) < count:
+    raise ValueError(f"{path} has shape {embeddings.shape}; need [N >= {count}, L, D]")
+  return embeddings
+
+
+def cheap_settings(splits: list[str]) -> dict:
+  """Manifest entries known before any tokenizer is loaded."""
+  return {
+    "dataset": FLAGS.dataset,
+    "splits": splits,
+    "max_examples": FLAGS.max_examples,
+    "examples_per_shard": FLAGS.examples_per_shard,
+  }
+
+
+def check_manifest(out: str, manifest: dict, partial: bool = False) -> None:
+  """Refuses to mix shards of a different configuration into `out` (`partial`: only `manifest`'s keys)."""
+  previous = token_shards.read_manifest(out)
+  if previous is None:
+    return
+  previous.pop("format", None)
+  # The text entry is checked by reusing OUT/text.model, not by comparison.
+  keys = (set(manifest) if partial else set(previous) | set(manifest)) - {"text"}
+  diffs = sorted(k for k in keys if previous.get(k) != manifest.get(k))
+  if diffs:
+    raise ValueError(
+      f"{out} holds shards written with other settings ({', '.join(diffs)}); use a fresh --out"
+    )
+
+
+def encode_split(encoder, split, source, out, streams, features, text_tokenizer) -> dict:
+  count = min(len(source), FLAGS.max_examples or len(source))
+  per_shard = FLAGS.examples_per_shard
+  num_shards = max(1, -(-count // per_shard))
+  embeddings = load_embeddings(split, count) if FLAGS.text_embeddings and "text" in streams else None
+  for stale in token_shards.remove_partial(out, split):
+    logging.info("removed the partial shard %s of an interrupted run", stale)
+  done = [s for s in range(num_shards) if os.path.exists(token_shards.shard_path(out, split, s, num_shards))]
+  done_examples = sum(min(per_shard, count - s * per_shard) for s in done)
+  if done:
+    logging.info("%s: %d of %d shards already written, skipping them", split, len(done), num_shards)
+  start_time = time.time()
+  bar = tqdm.tqdm(total=count, initial=done_examples, desc=f"encode {split}", unit="ex", file=sys.stderr)
+  for shard in range(num_shards):
+    path = token_shards.shard_path(out, split, shard, num_shards)
+    if shard in done:
+      continue
+    first = shard * per_shard
+    examples = [source[i] for i in range(first, min(first + per_shard, count))]
+    records = shard_records(encoder, examples, first, streams, features, text_tokenizer, embeddings)
+    token_shards.write_shard(path, records)
+    bar.update(len(examples))
+  bar.close()
+  seconds = time.time() - start_time
+  encoded = count - done_examples
+  return {
+    "split": split,
+    "examples": count,
+    "shards": num_shards,
+    "encoded_now": encoded,
+    "seconds": round(seconds, 2),
+    "examples_per_s": round(encoded / seconds, 2) if encoded else None,
+  }
+
+
+def main(argv):
+  del argv
+  if not FLAGS.dataset or not FLAGS.out:
+    sys.exit("error: --dataset and --out are required")
+  unknown = set(FLAGS.streams) - set(STREAMS)
+  if unknown:
+    sys.exit(f"error: unknown streams {sorted(unknown)}; known: {STREAMS}")
+  try:
+    builder = datasets.make_builder(FLAGS.dataset, FLAGS.data_dir)
+    builder.download_and_prepare()
+    sources = builder.as_data_source()
+    splits = [s for s in FLAGS.splits if s in sources]
+    if not splits:
+      raise ValueError(f"{FLAGS.dataset} has none of the splits {FLAGS.splits} (it has {sorted(sources)})")
+    check_manifest(FLAGS.out, cheap_settings(splits), partial=True)
+    audio = pretrained.load_audio_tokenizer(FLAGS.audio_tokenizer) if FLAGS.audio_tokenizer else None
+    video_tokenizer, video_config = pretrained.load_video_tokenizer(FLAGS.video_tokenizer)
+    clip = datasets.clip_format(builder)
+    first = sources[splits[0]][0]["video"]
+    latent = video_tokenizer.geometry.latent_shape(*first.shape[:3])
+  except (ValueError, FileNotFoundError) as e:
+    sys.exit(f"error: {e}")
+  streams = [s for s in FLAGS.streams if s != "audio" or audio is not None]
+  os.makedirs(FLAGS.out, exist_ok=True)
+  height, width = first.shape[1:3]
+  factor = video_tokenizer.geometry.spatial_factor
+  manifest = {
+    **cheap_settings(splits),
+    "streams": streams,
+    "clip": {"frames": int(first.shape[0]), "height": int(height), "width": int(width), **clip},
+    "video_tokenizer": {
+      "path": os.path.abspath(FLAGS.video_tokenizer) if FLAGS.video_tokenizer else "bundled",
+      "code_bits": video_config.model.code_bits,
+      "latent_shape": list(latent),
+    },
+    "audio_tokenizer": None,
+    "token_masks": {
+      stream: conditioning.token_mask(kind, height, width, factor).astype(int).tolist()
+      for stream, kind in MASKED_STREAMS.items()
+      if stream in streams
+    },
+  }
+  if audio is not None:
+    audio_config = audio[1]
+    manifest["audio_tokenizer"] = {
+      "path": os.path.abspath(FLAGS.audio_tokenizer),
+      "sample_rate": audio_config.model.sample_rate,
+      "config": json.loads(audio_config.model.to_json()),
+    }
+  try:
+    check_manifest(FLAGS.out, manifest)
+    text_tokenizer = None
+    if "text" in streams:
+      if FLAGS.text_embeddings:
+        manifest["text"] = {"embeddings": os.path.abspath(FLAGS.text_embeddings)}
+      else:
+        text_tokenizer, manifest["text"] = text_setup(sources, FLAGS.out)
+  except (ValueError, FileNotFoundError) as e:
+    sys.exit(f"error: {e}")
+  token_shards.write_manifest(FLAGS.out, manifest)
+  encoder = Encoder(video_tokenizer, audio, FLAGS.batch_size, int(clip["sample_rate"]))
+  logging.info("encoding on %d devices, batch %d", len(encoder.mesh.devices.flat), encoder.batch_size)
+  for split in splits:
+    try:
+      summary = encode_split(
+        encoder, split, sources[split], FLAGS.out, streams, builder.info.features, text_tokenizer
+      )
+    except (ValueError, FileNotFoundError) as e:
+      sys.exit(f"error: {e}")
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,283 @@
+"""TFDS builder for a user's own footage (`clip_folder`), written as array_record for grain.
+
+  builder = clip_folder.make_builder("media/video", data_dir="data/tfds")
+  builder.download_and_prepare()   # logs a summary: files read, clips written, files skipped (and why)
+
+Every video in the folder (anything ffmpeg decodes) is resampled to `fps`, center-cropped, resized to
+`size` and cut into consecutive clips of `frames` frames (a video shorter than one clip gives one clip
+padded with its last frame); images become 1-frame clips. Audio comes from the video's own track (16 kHz
+mono) when it has one. Captions come from `captions.jsonl` (`{"file": NAME, "caption": TEXT}` per line)
+or a sidecar `NAME-without-extension.txt`. Optical flow (OpenCV Farneback) and a Canny edge map are
+computed per clip; `structure_dir` may instead hold precomputed structure videos (depth, flow renders; one
+per source video, same file stem) whose luminance replaces the edge map.
+
+A file that does not decode is skipped with a warning that names it and counted in the summary
+(`builder.info.metadata`); a partly damaged one yields the frames that decode. An example is yielded only
+once it is complete, so a bad file never leaves a half example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+from PIL import Image
+
+from videopoet_jax.data import media, structure
+
+VERSION = "1.0.0"
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+CAPTIONS_FILE = "captions.jsonl"
+# Videos are decoded with their longer side downscaled to at most this many times the clip size.
+DECODE_SIDE_FACTOR = 4
+ZLIB = tfds.features.Encoding.ZLIB
+
+
+@dataclasses.dataclass
+class ClipFolderConfig(tfds.core.BuilderConfig):
+  """Where the footage is and the clip format.
+
+  Attributes:
+    source_dir: folder of videos and images (not recursive).
+    frames, fps, size: clip format (frames = 1 + 4k for the causal video tokenizer).
+    sample_rate: audio sample rate (mono float32).
+    max_clips_per_file: at most this many clips per video (0: all).
+    validation_files: file names that go to the validation split instead of train.
+    structure_dir: optional folder of precomputed structure videos (`<stem>.<any video extension>`).
+  """
+
+  source_dir: str = ""
+  frames: int = 17
+  fps: float = 8.0
+  size: int = 64
+  sample_rate: int = 16_000
+  max_clips_per_file: int = 0
+  validation_files: tuple[str, ...] = ()
+  structure_dir: str = ""
+
+  @property
+  def audio_samples(self) -> int:
+    return int(round(self.frames / self.fps * self.sample_rate))
+
+
+def features(size: int) -> tfds.features.FeaturesDict:
+  """The feature spec; T is the clip's frame count (the configured one, or 1 for images)."""
+  return tfds.features.FeaturesDict(
+    {
+      # [T, size, size, 3] uint8 RGB frames.
+      "video": tfds.features.Tensor(shape=(None, size, size, 3), dtype=np.uint8, encoding=ZLIB),
+      # [T / fps * sample_rate] float32 mono in [-1, 1] (zeros without a track; empty for images).
+      "audio": tfds.features.Tensor(shape=(None,), dtype=np.float32),
+      "has_audio": np.bool_,
+      # [T, size, size, 2] float32 Farneback flow (dx, dy) from the previous frame (frame 0: zeros).
+      "flow": tfds.features.Tensor(shape=(None, size, size, 2), dtype=np.float32, encoding=ZLIB),
+      # [T, size, size] uint8 structure map (Canny edges, or a precomputed video's luminance).
+      "structure": tfds.features.Tensor(shape=(None, size, size), dtype=np.uint8, encoding=ZLIB),
+      "caption": tfds.features.Text(),
+      # Source file name, clip number within it and start time in seconds.
+      "source": tfds.features.Text(),
+      "clip_index": np.int32,
+      "start_s": np.float32,
+      "is_image": np.bool_,
+    }
+  )
+
+
+def read_captions(folder: str) -> dict[str, str]:
+  """File name -> caption from `captions.jsonl` (if present)."""
+  path = os.path.join(folder, CAPTIONS_FILE)
+  captions = {}
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      for number, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        try:
+          entry = json.loads(line)
+          captions[os.path.basename(entry["file"])] = str(entry["caption"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+          logging.warning("%s:%d: ignoring malformed caption line (%s)", path, number, e)
+  return captions
+
+
+def caption_for(folder: str, name: str, captions: dict[str, str]) -> str:
+  """The caption of file `name`: captions.jsonl first, then a sidecar .txt, else empty."""
+  if name in captions:
+    return captions[name]
+  sidecar = os.path.join(folder, os.path.splitext(name)[0] + ".txt")
+  if os.path.exists(sidecar):
+    with open(sidecar, encoding="utf-8") as f:
+      return f.read().strip()
+  return ""
+
+
+def clip_indices(num_frames: int, src_fps: float, fps: float, frames: int) -> list[np.ndarray]:
+  """Source frame indices `[frames]` of each consecutive clip (one padded clip if the video is shorter)."""
+  indices = media.resample_indices(num_frames, src_fps, fps)
+  if len(indices) < frames:
+    indices = np.concatenate([indices, np.full(frames - len(indices), num_frames - 1, np.int64)])
+  return [indices[i : i + frames] for i in range(0, len(indices) - frames + 1, frames)]
+
+
+def find_structure_video(structure_dir: str, name: str) -> str | None:
+  stem = os.path.splitext(name)[0]
+  for ext in VIDEO_EXTENSIONS:
+    path = os.path.join(structure_dir, stem + ext)
+    if os.path.exists(path):
+      return path
+  return None
+
+
+class ClipFolder(tfds.core.GeneratorBasedBuilder):
+  """A folder of the user's videos and images, cut into clips (see the module docstring)."""
+
+  VERSION = tfds.core.Version(VERSION)
+  BUILDER_CONFIGS = [ClipFolderConfig(name="default", description="Set source_dir with make_builder.")]
+  # TFDS otherwise derives it through importlib_resources, which it does not install on Python >= 3.9.
+  code_path = epath.Path(__file__)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+      builder=self,
+      description=__doc__,
+      features=features(self.builder_config.size),
+      # The build summary (files, clips, skipped files and why) is stored here.
+      metadata=tfds.core.MetadataDict(),
+      disable_shuffling=True,
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    config = self.builder_config
+    if not config.source_dir or not os.path.isdir(config.source_dir):
+      raise ValueError(f"clip_folder: source_dir {config.source_dir!r} is not a folder")
+    names = sorted(
+      n for n in os.listdir(config.source_dir) if n.lower().endswith(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)
+    )
+    unknown = set(config.validation_files) - set(names)
+    if unknown:
+      raise ValueError(f"clip_folder: validation_files {sorted(unknown)} are not in {config.source_dir}")
+    self.info.metadata["summary"] = {"files": 0, "clips": 0, "skipped": {}}
+    splits = {"train": [n for n in names if n not in config.validation_files]}
+    if config.validation_files:
+      splits["validation"] = [n for n in names if n in config.validation_files]
+    return {split: self._generate_examples(files) for split, files in splits.items()}
+
+  def _generate_examples(self, names: list[str]):
+    config = self.builder_config
+    summary = self.info.metadata["summary"]
+    captions = read_captions(config.source_dir)
+    for name in names:
+      summary["files"] += 1
+      try:
+        examples = self._file_examples(name, caption_for(config.source_dir, name, captions))
+      except Exception as e:  # noqa: BLE001 -- one bad file must never stop the build.
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        logging.warning("clip_folder: skipping %s: %s", name, reason)
+        summary["skipped"][name] = reason
+        continue
+      for clip_index, example in enumerate(examples):
+        summary["clips"] += 1
+        yield f"{name}/{clip_index:06d}", example
+    logging.info(
+      "clip_folder summary so far: %d files, %d clips written, %d skipped %s",
+      summary["files"],
+      summary["clips"],
+      len(summary["skipped"]),
+      sorted(summary["skipped"]),
+    )
+
+  def _file_examples(self, name: str, caption: str) -> list[dict]:
+    """All complete examples of one file (decoded and computed before any is yielded)."""
+    config = self.builder_config
+    path = os.path.join(config.source_dir, name)
+    if name.lower().endswith(IMAGE_EXTENSIONS):
+      try:
+        image = np.asarray(Image.open(path).convert("RGB"))
+      except OSError as e:
+        raise media.MediaError(f"cannot decode image {path}: {e}") from e
+      frames = media.crop_resize(image[None], config.size)
+      return [self._example(name, caption, frames, None, 0, 0.0, is_image=True)]
+    video = media.read_video(path, max_side=DECODE_SIDE_FACTOR * config.size)
+    wave = media.read_audio_track(path, config.sample_rate)
+    guide = self._structure_source(name)
+    examples = []
+    for clip_index, index in enumerate(clip_indices(len(video.frames), video.fps, config.fps, config.frames)):
+      if config.max_clips_per_file and clip_index >= config.max_clips_per_file:
+        break
+      start_s = clip_index * config.frames / config.fps
+      frames = media.crop_resize(video.frames[index], config.size)
+      guide_map = None
+      if guide is not None:
+        guide_index = np.minimum(
+          np.floor(index / video.fps * guide.fps + 1e-6).astype(np.int64), len(guide.frames) - 1
+        )
+        guide_map = structure.grayscale(media.crop_resize(guide.frames[guide_index], config.size))
+      examples.append(
+        self._example(name, caption, frames, wave, clip_index, start_s, structure_map=guide_map)
+      )
+    return examples
+
+  def _structure_source(self, name: str) -> media.DecodedVideo | None:
+    config = self.builder_config
+    if not config.structure_dir:
+      return None
+    path = find_structure_video(config.structure_dir, name)
+    if path is None:
+      raise media.MediaError(f"no precomputed structure video for {name} in {config.structure_dir}")
+    return media.read_video(path, max_side=DECODE_SIDE_FACTOR * config.size)
+
+  def _example(
+    self, name, caption, frames, wave, clip_index, start_s, is_image=False, structure_map=None
+  ) -> dict:
+    config = self.builder_config
+    audio = np.zeros(0 if is_image else config.audio_samples, np.float32)
+    if wave is not None:
+      start = int(round(start_s * config.sample_rate))
+      segment = wave[start : start + config.audio_samples]
+      audio[: len(segment)] = segment
+    return {
+      "video": frames,
+      "audio": audio,
+      "has_audio": wave is not None,
+      "flow": structure.farneback_flow(frames),
+      "structure": structure.edge_map(frames) if structure_map is None else structure_map,
+      "caption": caption,
+      "source": name,
+      "clip_index": clip_index,
+      "start_s": start_s,
+      "is_image": is_image,
+    }
+
+
+def config_name(source_dir: str) -> str:
+  """A TFDS config name for a source folder: its base name plus a short hash of its absolute path."""
+  path = os.path.abspath(source_dir)
+  base = re.sub(r"[^a-z0-9_]", "_", os.path.basename(path.rstrip("/")).lower()) or "root"
+  return f"{base}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+
+
+def make_builder(
+  source_dir: str, data_dir: str | None = None, name: str | None = None, **options
+) -> ClipFolder:
+  """The builder for `source_dir`; `options` set ClipFolderConfig fields (frames, fps, size, ...)."""
+  config = ClipFolderConfig(
+    name=name or config_name(source_dir),
+    description=f"Clips from {os.path.abspath(source_dir)}",
+    source_dir=os.path.abspath(source_dir),
+    **options,
+  )
+  return ClipFolder(config=config, data_dir=data_dir, file_format=tfds.core.FileFormat.ARRAY_RECORD)
+
+
+def build_summary(builder: ClipFolder) -> dict:
+  """`{"files": n, "clips": n, "skipped": {name: reason}}` of a prepared build."""
+  return dict(builder.info.metadata.get("summary", {}))

@@ -1,0 +1,61 @@
+"""Conditioning clips the tasks need, made from an example before tokenization.
+
+Inpainting masks a central box, outpainting everything outside a central box (COMMIT-style: the masked
+pixels are set to mid-gray and tokenized, and the LM is told which tokens are masked by the token mask,
+`token_mask`). Stylization conditions on a structure video (structure.structure_video): flow plus the
+example's structure map (shapes_world: the object mask; clip_folder: edges or a precomputed map).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from videopoet_jax.data import structure
+
+# Side of the central box as a fraction of the frame side: masked for inpainting, kept for outpainting.
+INPAINT_BOX_FRACTION = 0.5
+OUTPAINT_KEEP_FRACTION = 0.5
+# Masked pixels are set to mid-gray (0 in the model's [-1, 1] range).
+MASK_FILL = 128
+MASK_KINDS = ("inpaint", "outpaint")
+
+
+def central_box(size: int, fraction: float) -> tuple[int, int]:
+  """`(start, end)` pixel rows/columns of the centred box covering `fraction` of `size`."""
+  side = int(round(size * fraction))
+  start = (size - side) // 2
+  return start, start + side
+
+
+def pixel_mask(kind: str, height: int, width: int) -> np.ndarray:
+  """`[H, W]` bool: True where `kind` ("inpaint" | "outpaint") hides the pixels."""
+  if kind not in MASK_KINDS:
+    raise ValueError(f"unknown mask kind {kind!r}: {MASK_KINDS}")
+  fraction = INPAINT_BOX_FRACTION if kind == "inpaint" else OUTPAINT_KEEP_FRACTION
+  (y0, y1), (x0, x1) = central_box(height, fraction), central_box(width, fraction)
+  box = np.zeros((height, width), bool)
+  box[y0:y1, x0:x1] = True
+  return box if kind == "inpaint" else ~box
+
+
+def masked_video(video: np.ndarray, kind: str) -> np.ndarray:
+  """`[T, H, W, 3]` uint8 with the `kind` mask filled with MASK_FILL."""
+  out = video.copy()
+  out[:, pixel_mask(kind, *video.shape[1:3])] = MASK_FILL
+  return out
+
+
+def token_mask(kind: str, height: int, width: int, spatial_factor: int) -> np.ndarray:
+  """`[H / s, W / s]` bool: tokens whose `s` x `s` pixel cell touches the masked region."""
+  mask = pixel_mask(kind, height, width)
+  cells = mask.reshape(height // spatial_factor, spatial_factor, width // spatial_factor, spatial_factor)
+  return cells.any(axis=(1, 3))
+
+
+def structure_clip(example: dict) -> np.ndarray:
+  """`[T, H, W, 3]` uint8 structure video of a shapes_world or clip_folder example."""
+  if "structure" in example:
+    guide = example["structure"]
+  else:
+    guide = np.where(np.asarray(example["mask"]) > 0, 255, 0).astype(np.uint8)
+  return structure.structure_video(np.asarray(example["flow"]), guide)

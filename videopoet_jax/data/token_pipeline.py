@@ -1,0 +1,109 @@
+"""grain input pipelines over token shards (or any random-access source, e.g. a TFDS data source).
+
+  it = iter(token_pipeline.token_dataset("tokens/shapes_world", "train", batch_size=32, seed=0))
+  batch = next(it)                      # dict: stacked / padded arrays, lists of strings
+  state = it.get_state()                # JSON-ready; it.set_state(state) resumes right after `batch`
+
+A checkpoint saves the iterator with orbax through grain's handler (`checkpoint_args(it)` under an item
+name of the CheckpointManager), so a run restored mid-epoch reads exactly the batches an uninterrupted run
+would have read: the order is a pure function of (seed, epoch), and the state is the position in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import grain
+import jax
+import numpy as np
+
+from videopoet_jax.data import token_shards
+
+# Padding value for variable-length arrays in a batch (sentencepiece's pad id, never a real video id
+# position since lengths are returned alongside).
+PAD_VALUE = 0
+LENGTH_SUFFIX = "_length"
+# Values that collate stacks into arrays (numbers and numpy arrays; strings and dicts stay lists).
+NUMERIC = (np.ndarray, np.generic, int, float, bool)
+
+
+def collate(records: Sequence[dict]) -> dict:
+  """Batches records: same-shape arrays and numbers are stacked `[B, ...]`; arrays whose leading
+  dimension varies are zero-padded to the longest and get `<key>_length` `[B]`; other values (strings,
+  dicts) become lists.
+  Keys that some records lack (e.g. `audio` of an image) become lists with None where missing.
+  """
+  keys = list(dict.fromkeys(k for r in records for k in r))
+  batch = {}
+  for key in keys:
+    values = [r.get(key) for r in records]
+    if any(v is None for v in values) or not all(isinstance(v, NUMERIC) for v in values):
+      batch[key] = values
+      continue
+    values = [np.asarray(v) for v in values]
+    shapes = {v.shape for v in values}
+    if len(shapes) == 1:
+      batch[key] = np.stack(values)
+      continue
+    if len({v.shape[1:] for v in values}) != 1:
+      batch[key] = values  # shapes differ beyond the leading dimension: leave to the consumer
+      continue
+    longest = max(len(v) for v in values)
+    padded = np.full((len(values), longest, *values[0].shape[1:]), PAD_VALUE, values[0].dtype)
+    for i, v in enumerate(values):
+      padded[i, : len(v)] = v
+    batch[key] = padded
+    batch[key + LENGTH_SUFFIX] = np.asarray([len(v) for v in values], np.int32)
+  return batch
+
+
+def make_dataset(
+  source,
+  decode: Callable | None = None,
+  *,
+  seed: int,
+  shuffle: bool = True,
+  num_epochs: int | None = None,
+  batch_size: int | None = None,
+  drop_remainder: bool = True,
+  shard_index: int | None = None,
+  shard_count: int | None = None,
+  read_threads: int = 1,
+) -> grain.IterDataset:
+  """An iterable over `source` (random access), reshuffled every epoch, batched with `collate`.
+
+  Args:
+    source: a random-access source (len + getitem), e.g. grain's ArrayRecordDataSource or a TFDS one.
+    decode: record -> example, applied after shuffling (None: records are examples).
+    seed: fixes the order of every epoch.
+    num_epochs: None repeats forever.
+    shard_index, shard_count: this host's slice of the examples (default: jax process index / count).
+    read_threads: threads reading and decoding ahead (the order is the same for any number).
+  """
+  shard_index = jax.process_index() if shard_index is None else shard_index
+  shard_count = jax.process_count() if shard_count is None else shard_count
+  dataset = grain.MapDataset.source(source)[shard_index::shard_count]
+  if shuffle:
+    dataset = dataset.shuffle(seed=seed)
+  dataset = dataset.repeat(num_epochs)
+  if decode is not None:
+    dataset = dataset.map(decode)
+  dataset = dataset.to_iter_dataset(
+    grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * max(read_threads, 1))
+  )
+  if batch_size:
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, batch_fn=collate)
+  return dataset
+
+
+def token_dataset(out: str, split: str, **kwargs) -> grain.IterDataset:
+  """`make_dataset` over the token shards `out/<split>/*.array_record` written by tokenizers/encode.py."""
+  source = grain.sources.ArrayRecordDataSource(token_shards.shard_paths(out, split))
+  return make_dataset(source, token_shards.deserialize, **kwargs)
+
+
+def checkpoint_args(iterator: grain.DatasetIterator, restore: bool = False):
+  """orbax `args` that save (or restore into) `iterator`'s state, for a CheckpointManager item."""
+  return (
+    grain.checkpoint.CheckpointRestore(iterator) if restore else grain.checkpoint.CheckpointSave(iterator)
+  )
