@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 
-import jax
 import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -70,11 +69,11 @@ def load(path: str, build_module, trainer: str):
   config = _read_export_config(path)
   if config.get("trainer") != trainer:
     raise ValueError(f"{path} holds a {config.get('trainer')!r} model, not a {trainer!r}")
-  module = build_module(config)
-  abstract = jax.eval_shape(lambda: nnx.state(module, EXPORTED_VARIABLES))
+  # Built abstractly (no initializer runs, nothing compiles), then filled with the saved values.
+  graphdef, abstract = nnx.split(nnx.eval_shape(lambda: build_module(config)), EXPORTED_VARIABLES)
   with ocp.StandardCheckpointer() as ckptr:
     params = ckptr.restore(os.path.abspath(os.path.join(path, "params")), abstract)
-  nnx.update(module, params)
+  module = nnx.merge(graphdef, params)
   return module, config
 
 

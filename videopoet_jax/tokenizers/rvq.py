@@ -124,8 +124,9 @@ def restart_dead_codes(
 ) -> tuple[CodebookState, jax.Array]:
   """Replaces every code whose EMA usage is below `threshold` with a random input vector of its level.
 
-  residuals `[L, B, T, D]`. A restarted code gets EMA usage `threshold` (so it survives a few steps to
-  attract vectors). Returns the new state and the number of restarted codes per level `[L]`.
+  residuals `[L, B, T, D]`. A restarted code gets EMA usage `threshold` (trainers check only every
+  `restart_every` steps, so it has that long to attract vectors before it is judged again).
+  Returns the new state and the number of restarted codes per level `[L]`.
   """
   levels, codebook_size, dim = state.codebooks.shape
   vectors = residuals.reshape(levels, -1, dim)

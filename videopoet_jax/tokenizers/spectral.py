@@ -72,19 +72,6 @@ def multiscale_mel_loss(
   return total / len(windows)
 
 
-def log_mel_distance(
-  target: jax.Array, recon: jax.Array, sample_rate: int, windows: tuple[int, ...], mel_bins: int
-) -> jax.Array:
-  """Per example `[B]`: mean over windows of mean |log(S + eps) - log(S' + eps)| (the eval metric)."""
-  distances = []
-  for window in windows:
-    mel_t = mel_spectrogram(target, sample_rate, window, mel_bins)
-    mel_r = mel_spectrogram(recon, sample_rate, window, mel_bins)
-    diff = jnp.abs(jnp.log(mel_t + LOG_FLOOR) - jnp.log(mel_r + LOG_FLOOR))
-    distances.append(jnp.mean(diff, axis=(1, 2)))
-  return jnp.mean(jnp.stack(distances), axis=0)
-
-
 def multi_resolution_stft_loss(
   target: jax.Array, recon: jax.Array, resolutions: tuple[tuple[int, int], ...]
 ) -> jax.Array:
