@@ -6,7 +6,7 @@ Usage:
 
 Variants:
   tiny   -- seconds per step on CPU; used by the tests (hop 40, 3 levels of 16 codes).
-  demo   -- trains on a 2-core CPU in under 20 minutes (2,000 steps of 8 x 0.5 s crops): 16 kHz, hop 320
+  demo   -- trains on a 2-core CPU in under 20 minutes (1,800 steps of 8 x 0.5 s crops): 16 kHz, hop 320
             (50 frames/s, 106 per 2.125 s clip), 4 levels x 1024 codes (2 kbps, VideoPoet's layout),
             16 channels, no discriminators.
   paper  -- VideoPoet parity at SoundStream's width (32 channels, 512-dim embedding) with the waveform
@@ -128,7 +128,7 @@ def get_config(arg=None):
     config.rvq.dropout_probability = 0.3
     config.loss.waveform_weight = 100.0
     config.loss.adversarial_weight = 0.0
-    config.train.steps = 2000
+    config.train.steps = 1800
     config.train.batch_size = 8
     config.train.learning_rate = 1e-3
     config.train.warmup_steps = 50
