@@ -18,6 +18,7 @@ import sys
 import jax
 import numpy as np
 from absl import app, flags
+from PIL import Image
 
 from videopoet_jax.data import media
 from videopoet_jax.eval import audio_metrics, video_metrics
@@ -33,6 +34,11 @@ flags.DEFINE_integer("batch_size", 4, "Clips per encode/decode call.")
 flags.DEFINE_integer("display_size", 256, "Video: height of each half of --output, in pixels.")
 flags.DEFINE_integer("output_clips", 0, "Video: write only the first N clips to --output (0: all).")
 flags.DEFINE_integer("levels", 0, "Audio: decode with the first N RVQ levels only (0: all).")
+flags.DEFINE_string(
+  "spectrogram",
+  None,
+  "Audio: write log-mel spectrograms (original / 1 kHz band-limit / reconstruction) as PNG.",
+)
 flags.register_multi_flags_validator(
   ["video", "audio"],
   lambda f: (f["video"] is None) != (f["audio"] is None),
@@ -71,10 +77,17 @@ def eval_audio() -> dict:
     tokenizer, config, FLAGS.levels or tokenizer.geometry.levels, FLAGS.batch_size
   )
   rate = tokenizer.geometry.sample_rate
-  result = evaluate(media.read_audio(FLAGS.audio, rate))
+  wave = media.read_audio(FLAGS.audio, rate)
+  result = evaluate(wave)
   recon = result.pop("reconstruction")
   if FLAGS.output:
     media.write_audio(FLAGS.output, recon, rate)
+  if FLAGS.spectrogram:
+    rows = [wave, audio_metrics.bandlimit(wave, rate), recon]
+    image = audio_metrics.spectrogram_image(rows, rate)
+    Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.NEAREST).save(
+      FLAGS.spectrogram
+    )
   return {"audio": FLAGS.audio, **result}
 
 

@@ -19,6 +19,8 @@ MEL_DISTANCE_BINS = 64
 SI_SNR_EPSILON = 1e-8
 # The band-limit baseline: audio resampled to this rate and back keeps content below half of it.
 BANDLIMIT_RATE = 2000
+# Dynamic range shown by spectrogram_image.
+SPECTROGRAM_RANGE_DB = 80.0
 
 
 def log_mel_distance(reference: np.ndarray, test: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -104,3 +106,16 @@ class CodecEvaluator:
       "levels": self.levels,
       "reconstruction": recon,
     }
+
+
+def spectrogram_image(waves: list[np.ndarray], sample_rate: int, window: int = 1024) -> np.ndarray:
+  """Log-mel spectrograms of `[N]` waves stacked top to bottom (low frequencies at the bottom of each band)
+  as one `[rows, frames]` uint8 image: dark is quiet, bright is loud, on a shared 80 dB scale."""
+  filters = spectral.mel_filterbank(sample_rate, window, MEL_DISTANCE_BINS)
+  bands = []
+  for wave in waves:
+    stft = np.abs(librosa.stft(np.asarray(wave, np.float32), n_fft=window, hop_length=window // 4))
+    bands.append(20 * np.log10(stft.T @ filters + spectral.LOG_FLOOR).T[::-1])
+  image = np.concatenate(bands, axis=0)
+  top = image.max()
+  return (np.clip((image - top + SPECTROGRAM_RANGE_DB) / SPECTROGRAM_RANGE_DB, 0, 1) * 255).astype(np.uint8)
