@@ -15,7 +15,7 @@ Variants:
 
 import ml_collections
 
-from videopoet_jax.config_utils import parse_arg
+from videopoet_jax.config_utils import data_parallel_mesh, parse_arg, tokenizer_train_section
 
 
 def get_config(arg=None):
@@ -95,23 +95,23 @@ def get_config(arg=None):
   config.disc.stft_channels = 32
   config.disc.stft_channel_multipliers = (1, 2, 4, 4, 8, 8)
 
-  config.train = ml_collections.ConfigDict()
-  config.train.steps = 200_000
-  config.train.batch_size = 64
-  config.train.learning_rate = 1e-4
-  config.train.warmup_steps = 1000
-  config.train.b1 = 0.5
-  config.train.b2 = 0.9
-  config.train.disc_lr_scale = 1.0
-  config.train.grad_clip = 1.0
-  config.train.ema_decay = 0.999
-  config.train.log_every = 50
-  config.train.checkpoint_every = 1000
-  config.train.keep_checkpoints = 3
+  config.train = tokenizer_train_section(
+    steps=200_000,
+    batch_size=64,
+    learning_rate=1e-4,
+    warmup_steps=1000,
+    b1=0.5,
+    b2=0.9,
+    disc_lr_scale=1.0,
+    grad_clip=1.0,
+    ema_decay=0.999,
+    log_every=50,
+    checkpoint_every=1000,
+    keep_checkpoints=3,
+  )
 
-  config.mesh = ml_collections.ConfigDict()
-  config.mesh.shape = (-1, 1, 1)
-  config.mesh.axes = ("data", "fsdp", "tensor")
+  # The tokenizers are data parallel: every device on the data axis.
+  config.mesh = data_parallel_mesh()
 
   if arg.variant == "paper":
     pass

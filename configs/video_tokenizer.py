@@ -17,7 +17,7 @@ Variants:
 
 import ml_collections
 
-from videopoet_jax.config_utils import parse_arg
+from videopoet_jax.config_utils import data_parallel_mesh, parse_arg, tokenizer_train_section
 
 
 def get_config(arg=None):
@@ -92,24 +92,23 @@ def get_config(arg=None):
   config.disc.base_channels = 128
   config.disc.channel_multipliers = (2, 4, 4, 4, 4)
 
-  config.train = ml_collections.ConfigDict()
-  config.train.steps = 100_000
-  config.train.batch_size = 256
-  config.train.learning_rate = 1e-4
-  config.train.warmup_steps = 500
-  config.train.b1 = 0.0
-  config.train.b2 = 0.99
-  config.train.disc_lr_scale = 0.8
-  config.train.grad_clip = 1.0
-  config.train.ema_decay = 0.999
-  config.train.log_every = 50
-  config.train.checkpoint_every = 1000
-  config.train.keep_checkpoints = 3
+  config.train = tokenizer_train_section(
+    steps=100_000,
+    batch_size=256,
+    learning_rate=1e-4,
+    warmup_steps=500,
+    b1=0.0,
+    b2=0.99,
+    disc_lr_scale=0.8,
+    grad_clip=1.0,
+    ema_decay=0.999,
+    log_every=50,
+    checkpoint_every=1000,
+    keep_checkpoints=3,
+  )
 
-  # Mesh: -1 is filled with the remaining devices. The tokenizer is data parallel.
-  config.mesh = ml_collections.ConfigDict()
-  config.mesh.shape = (-1, 1, 1)
-  config.mesh.axes = ("data", "fsdp", "tensor")
+  # The tokenizers are data parallel: every device on the data axis.
+  config.mesh = data_parallel_mesh()
 
   if arg.variant == "paper":
     config.data.size = 128

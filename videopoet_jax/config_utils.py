@@ -45,6 +45,30 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   return result
 
 
+def tokenizer_train_section(**values: Any) -> ml_collections.ConfigDict:
+  """The `train` section the tokenizer trainers read; every key must be given (no silent defaults).
+
+  Keys: steps, batch_size, learning_rate, warmup_steps, b1, b2 (Adam; warmup then cosine decay to 0),
+  disc_lr_scale (discriminator learning rate / generator's), grad_clip (global norm), ema_decay (of the
+  exported weights), log_every, checkpoint_every (steps), keep_checkpoints (newest N kept).
+  """
+  keys = (
+    "steps batch_size learning_rate warmup_steps b1 b2 disc_lr_scale grad_clip ema_decay log_every "
+    "checkpoint_every keep_checkpoints"
+  ).split()
+  if set(values) != set(keys):
+    raise ValueError(
+      f"train section keys: missing {sorted(set(keys) - set(values))}, unknown "
+      f"{sorted(set(values) - set(keys))}"
+    )
+  return ml_collections.ConfigDict({key: values[key] for key in keys})
+
+
+def data_parallel_mesh() -> ml_collections.ConfigDict:
+  """Mesh section of a data-parallel trainer: every device on the data axis (-1 is auto-filled)."""
+  return ml_collections.ConfigDict({"shape": (-1, 1, 1), "axes": ("data", "fsdp", "tensor")})
+
+
 def to_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """Returns the resolved config as plain JSON-serialisable data (tuples become lists)."""
   return json.loads(config.to_json())

@@ -9,7 +9,6 @@ Randomness (dropout masks, restarts) is a function of (seed, step), so a resumed
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import jax
@@ -189,11 +188,7 @@ class Trainer(data_parallel.DataParallelTrainer):
   """Builds the sharded state and the jitted step; shared by `train` and the tests."""
 
   def __init__(self, config: ml_collections.ConfigDict, mesh=None):
-    self.graphdef, self.disc_graphdef, abstract = jax.eval_shape(lambda: init_state(config))
-    step = functools.partial(
-      train_step, graphdef=self.graphdef, disc_graphdef=self.disc_graphdef, config=config
-    )
-    super().__init__(config, abstract, step, mesh)
+    super().__init__(config, init_state, train_step, mesh)
 
   def init(self, batch: jax.Array) -> TrainState:
     """A fresh state whose codebooks are k-means centroids of `batch`'s latents (`[B, N]`)."""

@@ -1,11 +1,13 @@
 """Data-parallel training scaffolding shared by the tokenizer trainers.
 
 The train state is replicated over the mesh and each batch is split over its batch axes ("data", "fsdp"),
-so XLA inserts the gradient all-reduce. Subclasses build the abstract state and the step function.
+so XLA inserts the gradient all-reduce. A trainer module provides `init_state(config) -> (graphdef,
+disc_graphdef, state)` and `train_step(state, batch, *, graphdef, disc_graphdef, config)`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,16 +19,20 @@ from videopoet_jax import sharding
 
 
 class DataParallelTrainer:
-  """Holds the mesh, the shardings, the abstract state and the jitted `step_fn(state, batch)`."""
+  """Holds the graphdefs, mesh, shardings, abstract state and the jitted `step_fn(state, batch)`."""
 
   def __init__(
     self,
     config: ml_collections.ConfigDict,
-    abstract_state: Any,
-    step: Callable[[Any, jax.Array], tuple[Any, dict[str, jax.Array]]],
+    init_state: Callable[[ml_collections.ConfigDict], tuple[Any, Any, Any]],
+    train_step: Callable[..., tuple[Any, dict[str, jax.Array]]],
     mesh: jax.sharding.Mesh | None = None,
   ):
     self.config = config
+    self.graphdef, self.disc_graphdef, abstract_state = jax.eval_shape(lambda: init_state(config))
+    step = functools.partial(
+      train_step, graphdef=self.graphdef, disc_graphdef=self.disc_graphdef, config=config
+    )
     self.mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
     parallel = sharding.data_parallel_size(self.mesh)
     if config.train.batch_size % parallel:

@@ -7,7 +7,6 @@ kept for export. Data parallel: the state is replicated, batches are split over 
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import jax
@@ -183,11 +182,7 @@ class Trainer(data_parallel.DataParallelTrainer):
   """Builds the sharded state and the jitted step; shared by `train` and the tests."""
 
   def __init__(self, config: ml_collections.ConfigDict, mesh=None):
-    self.graphdef, self.disc_graphdef, abstract = jax.eval_shape(lambda: init_state(config))
-    step = functools.partial(
-      train_step, graphdef=self.graphdef, disc_graphdef=self.disc_graphdef, config=config
-    )
-    super().__init__(config, abstract, step, mesh)
+    super().__init__(config, init_state, train_step, mesh)
 
   def init(self, batch: jax.Array | None = None) -> TrainState:
     """A fresh state (the batch is unused: nothing here is initialized from data)."""
