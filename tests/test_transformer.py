@@ -1,0 +1,81 @@
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from videopoet_jax.model.transformer import Transformer, prefix_lm_mask, rope
+
+
+def _model(tied=False):
+  config = ml_collections.ConfigDict(
+    dict(
+      vocab_size=50,
+      width=32,
+      depth=2,
+      heads=4,
+      head_dim=8,
+      mlp_dim=64,
+      rope_base=10_000.0,
+      tied_embeddings=tied,
+    )
+  )
+  return Transformer(config, rngs=nnx.Rngs(0))
+
+
+def _tokens(batch=2, length=12, seed=0):
+  return jax.random.randint(jax.random.key(seed), (batch, length), 0, 50)
+
+
+def test_prefix_mask():
+  mask = np.asarray(prefix_lm_mask(jnp.arange(6), jnp.arange(6), jnp.array([3, 0])))
+  assert mask[0, 0, 2] and mask[0, 1, 2]  # prefix tokens see later prefix tokens
+  assert not mask[0, 2, 3] and not mask[0, 3, 4]  # nothing sees a later non-prefix token
+  assert mask[0, 4, 3] and mask[0, 5, 0]
+  np.testing.assert_array_equal(mask[1], np.tril(np.ones((6, 6), bool)))  # no prefix: causal
+
+
+def test_outputs_never_see_later_tokens_and_the_prefix_is_bidirectional():
+  model = _model()
+  tokens, prefix = _tokens(), jnp.array([5, 5])
+  base = model(tokens, prefix)
+  later = model(tokens.at[:, 8].set((tokens[:, 8] + 1) % 50), prefix)
+  np.testing.assert_allclose(base[:, :8], later[:, :8], atol=1e-6)  # positions before 8 unchanged
+  assert not np.allclose(base[:, 8:], later[:, 8:])
+  in_prefix = model(tokens.at[:, 4].set((tokens[:, 4] + 1) % 50), prefix)
+  assert not np.allclose(base[:, 0], in_prefix[:, 0])  # position 0 sees prefix position 4
+
+
+def test_kv_cache_decoding_equals_recomputation():
+  for tied in (False, True):
+    model = _model(tied)
+    tokens, prefix = _tokens(length=10, seed=1), jnp.array([4, 4])
+    full = model(tokens, prefix)
+    cache = model.init_cache(2, 16)
+    logits, cache = model.extend(tokens[:, :4], 0, prefix, cache)
+    steps = [logits]
+    for i in range(4, 10):
+      logits, cache = model.extend(tokens[:, i : i + 1], i, prefix, cache)
+      steps.append(logits)
+    np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, rtol=1e-4, atol=1e-4)
+
+
+def test_rope_is_relative():
+  q = jax.random.normal(jax.random.key(2), (1, 1, 1, 8))
+  k = jax.random.normal(jax.random.key(3), (1, 1, 1, 8))
+  dot = lambda i, j: float(jnp.sum(rope(q, jnp.array([i]), 1e4) * rope(k, jnp.array([j]), 1e4)))
+  assert dot(3, 1) == pytest.approx(dot(12, 10), rel=1e-4)
+
+
+def test_parameters_carry_logical_axes_and_bad_shapes_raise():
+  model = _model()
+  axes = {
+    "/".join(map(str, path)): var.get_metadata()["out_sharding"]
+    for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))
+    if len(var.value.shape) > 1
+  }
+  assert axes["embed/embedding"] == ("vocab", "embed") and axes["head/kernel"] == ("embed", "vocab")
+  assert axes["blocks/0/mlp/gate/kernel"] == ("embed", "mlp")
+  with pytest.raises(ValueError, match="prefix_length"):
+    model(_tokens(), jnp.array([1]))

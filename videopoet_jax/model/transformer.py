@@ -1,0 +1,179 @@
+"""Decoder-only prefix-LM transformer: RoPE, pre-RMSNorm, SwiGLU, optional tied embeddings, KV cache.
+
+Tokens `[B, S]` int32 global ids (see videopoet_jax/vocab.py) with per-example prefix lengths `[B]`:
+position i attends to j when j <= i or j < prefix_length (bidirectional over the prefix, causal after it);
+padding is handled by the caller's loss mask. Parameters carry logical axis names ("vocab", "embed",
+"heads", "kv", "mlp") for sharding rules.
+
+Sampling runs `prefill` over the prefix, then `decode_step` one token at a time with a key/value cache
+`[layers]` of `(k, v)` each `[B, max_len, heads, head_dim]`; the result equals recomputing the whole
+sequence (tested).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+# Attention logits of masked pairs.
+MASKED_LOGIT = -1e30
+RMS_EPSILON = 1e-6
+
+
+def prefix_lm_mask(
+  query_positions: jax.Array, key_positions: jax.Array, prefix_length: jax.Array
+) -> jax.Array:
+  """`[B, Q, K]` bool: query i sees key j iff j <= i or j < prefix_length (per example `[B]`)."""
+  causal = key_positions[None, None, :] <= query_positions[None, :, None]
+  in_prefix = key_positions[None, None, :] < prefix_length[:, None, None]
+  return causal | in_prefix
+
+
+def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
+  """Rotary embedding of `[B, S, H, D]` at integer positions `[S]` (D even; pairs (i, i + D/2))."""
+  half = x.shape[-1] // 2
+  frequencies = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angles = positions[:, None].astype(jnp.float32) * frequencies[None, :]  # [S, D/2]
+  sin, cos = jnp.sin(angles)[None, :, None, :], jnp.cos(angles)[None, :, None, :]
+  first, second = x[..., :half], x[..., half:]
+  return jnp.concatenate([first * cos - second * sin, first * sin + second * cos], axis=-1).astype(x.dtype)
+
+
+def logical_axes(*names: str) -> dict:
+  """Variable metadata naming a parameter's logical axes; the LM trainer maps them onto the mesh with the
+  config's rules (nothing is placed at creation)."""
+  return {"out_sharding": names, "eager_sharding": False}
+
+
+def _dense(cin: int, cout: int, axes: tuple[str, str], rngs) -> nnx.Linear:
+  return nnx.Linear(cin, cout, use_bias=False, kernel_metadata=logical_axes(*axes), rngs=rngs)
+
+
+class RMSNorm(nnx.Module):
+  def __init__(self, width: int, *, rngs):
+    del rngs
+    self.scale = nnx.Param(jnp.ones((width,)), **logical_axes("embed"))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    variance = jnp.mean(jnp.square(x.astype(jnp.float32)), axis=-1, keepdims=True)
+    return (x * jax.lax.rsqrt(variance + RMS_EPSILON)).astype(x.dtype) * self.scale.value
+
+
+class Attention(nnx.Module):
+  def __init__(self, model: ml_collections.ConfigDict, *, rngs):
+    self.heads, self.head_dim, self.rope_base = model.heads, model.head_dim, model.rope_base
+    inner = model.heads * model.head_dim
+    self.query = _dense(model.width, inner, ("embed", "heads"), rngs)
+    self.key = _dense(model.width, inner, ("embed", "heads"), rngs)
+    self.value = _dense(model.width, inner, ("embed", "heads"), rngs)
+    self.out = _dense(inner, model.width, ("heads", "embed"), rngs)
+
+  def project(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`[B, S, W]` -> rotated q, k and v, each `[B, S, H, D]`."""
+    b, s, _ = x.shape
+    split = lambda t: t.reshape(b, s, self.heads, self.head_dim)
+    q = rope(split(self.query(x)), positions, self.rope_base)
+    k = rope(split(self.key(x)), positions, self.rope_base)
+    return q, k, split(self.value(x))
+
+  def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """q `[B, Q, H, D]`, k/v `[B, K, H, D]`, mask `[B, Q, K]` -> `[B, Q, W]`."""
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
+    logits = jnp.where(mask[:, None], logits, MASKED_LOGIT)
+    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    return self.out(out.reshape(*out.shape[:2], -1))
+
+
+class MLP(nnx.Module):
+  """SwiGLU: out(silu(gate(x)) * up(x))."""
+
+  def __init__(self, model: ml_collections.ConfigDict, *, rngs):
+    self.gate = _dense(model.width, model.mlp_dim, ("embed", "mlp"), rngs)
+    self.up = _dense(model.width, model.mlp_dim, ("embed", "mlp"), rngs)
+    self.out = _dense(model.mlp_dim, model.width, ("mlp", "embed"), rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.out(jax.nn.silu(self.gate(x)) * self.up(x))
+
+
+class Block(nnx.Module):
+  def __init__(self, model: ml_collections.ConfigDict, *, rngs):
+    self.attention_norm = RMSNorm(model.width, rngs=rngs)
+    self.attention = Attention(model, rngs=rngs)
+    self.mlp_norm = RMSNorm(model.width, rngs=rngs)
+    self.mlp = MLP(model, rngs=rngs)
+
+  def __call__(self, x, positions, key_positions, prefix_length, cache=None, cache_index=None):
+    """`x [B, S, W]` at `positions [S]`; with a cache `(k, v)` `[B, L, H, D]` the new keys are written at
+    `cache_index` and attention runs over `key_positions [L]`. Returns `(x, (k, v))`."""
+    q, k, v = self.attention.project(self.attention_norm(x), positions)
+    if cache is not None:
+      k = jax.lax.dynamic_update_slice_in_dim(cache[0], k, cache_index, axis=1)
+      v = jax.lax.dynamic_update_slice_in_dim(cache[1], v, cache_index, axis=1)
+    mask = prefix_lm_mask(positions, key_positions, prefix_length)
+    x = x + self.attention.attend(q, k, v, mask)
+    return x + self.mlp(self.mlp_norm(x)), (k, v)
+
+
+class Transformer(nnx.Module):
+  """The prefix LM. `model` keys: vocab_size, width, depth, heads, head_dim, mlp_dim, rope_base,
+  tied_embeddings."""
+
+  def __init__(self, model: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    self.model = model
+    self.embed = nnx.Embed(
+      model.vocab_size,
+      model.width,
+      embedding_init=nnx.initializers.normal(1.0),
+      embedding_metadata=logical_axes("vocab", "embed"),
+      rngs=rngs,
+    )
+    self.blocks = nnx.List([Block(model, rngs=rngs) for _ in range(model.depth)])
+    self.final_norm = RMSNorm(model.width, rngs=rngs)
+    self.head = (
+      None if model.tied_embeddings else _dense(model.width, model.vocab_size, ("embed", "vocab"), rngs)
+    )
+
+  def logits(self, x: jax.Array) -> jax.Array:
+    """Final hidden states `[B, S, W]` -> `[B, S, vocab]` logits."""
+    x = self.final_norm(x)
+    return self.embed.attend(x) if self.head is None else self.head(x)
+
+  def hidden(self, tokens: jax.Array, prefix_length: jax.Array) -> jax.Array:
+    """Full-sequence pass: `[B, S]` ids -> final hidden states `[B, S, W]` (before the norm)."""
+    positions = jnp.arange(tokens.shape[1])
+    x = self.embed(tokens)
+    for block in self.blocks:
+      x, _ = block(x, positions, positions, prefix_length)
+    return x
+
+  def __call__(self, tokens: jax.Array, prefix_length: jax.Array) -> jax.Array:
+    """`[B, S]` int32 ids, `[B]` prefix lengths -> `[B, S, vocab]` logits (position i predicts i + 1)."""
+    if tokens.ndim != 2 or prefix_length.shape != tokens.shape[:1]:
+      raise ValueError(
+        f"tokens must be [B, S] with prefix_length [B], got {tokens.shape}, {prefix_length.shape}"
+      )
+    return self.logits(self.hidden(tokens, prefix_length))
+
+  def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> list[tuple[jax.Array, jax.Array]]:
+    """Empty key/value cache: per layer `(k, v)` of `[batch, max_length, heads, head_dim]`."""
+    shape = (batch, max_length, self.model.heads, self.model.head_dim)
+    return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in self.blocks]
+
+  def extend(self, tokens: jax.Array, start: int | jax.Array, prefix_length: jax.Array, cache):
+    """Runs `tokens [B, S]` at positions start .. start + S - 1 against the cache (keys beyond the written
+    ones are masked by position). Returns `(logits [B, S, vocab], cache)`; `prefill` is extend at 0."""
+    max_length = cache[0][0].shape[1]
+    positions = start + jnp.arange(tokens.shape[1])
+    key_positions = jnp.arange(max_length)
+    # Cache slots not yet written hold zeros; they are at positions > every query, so the causal part of
+    # the mask hides them, and the prefix part only reaches written slots when the prefix was prefilled.
+    x = self.embed(tokens)
+    new_cache = []
+    for block, layer_cache in zip(self.blocks, cache, strict=True):
+      x, layer_cache = block(x, positions, key_positions, prefix_length, layer_cache, start)
+      new_cache.append(layer_cache)
+    return self.logits(x), new_cache
