@@ -84,9 +84,7 @@ class STFTDiscriminator(nnx.Module):
     self.head = nnx.Conv(cin, 1, (1, freq), padding="VALID", rngs=rngs)
 
   def __call__(self, wave: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
-    padded = jnp.pad(wave, ((0, 0), (self.window // 2, self.window // 2)), mode="reflect")
-    frames = spectral.frame(padded, self.window, self.hop) * spectral.hann(self.window)
-    spectrum = jnp.fft.rfft(frames, axis=-1)
+    spectrum = spectral.stft(wave, self.window, self.hop)
     x = jax.nn.leaky_relu(self.stem(jnp.stack([spectrum.real, spectrum.imag], axis=-1)), LEAKY_SLOPE)
     features = [x]
     for conv, strided in self.blocks:

@@ -33,12 +33,17 @@ def hann(window: int) -> np.ndarray:
   return np.hanning(window + 1)[:-1].astype(np.float32)
 
 
-def stft_magnitude(wave: jax.Array, window: int, hop: int) -> jax.Array:
-  """`[B, N]` -> `[B, 1 + N // hop, window // 2 + 1]` STFT magnitudes (centred frames)."""
+def stft(wave: jax.Array, window: int, hop: int) -> jax.Array:
+  """`[B, N]` -> complex STFT `[B, 1 + N // hop, window // 2 + 1]` (centred frames, periodic Hann)."""
   if wave.shape[1] <= window // 2:
     raise ValueError(f"{wave.shape[1]} samples are too few for a {window}-sample STFT window")
   padded = jnp.pad(wave, ((0, 0), (window // 2, window // 2)), mode="reflect")
-  spectrum = jnp.fft.rfft(frame(padded, window, hop) * hann(window), axis=-1)
+  return jnp.fft.rfft(frame(padded, window, hop) * hann(window), axis=-1)
+
+
+def stft_magnitude(wave: jax.Array, window: int, hop: int) -> jax.Array:
+  """`[B, N]` -> `[B, 1 + N // hop, window // 2 + 1]` STFT magnitudes."""
+  spectrum = stft(wave, window, hop)
   return jnp.sqrt(spectrum.real**2 + spectrum.imag**2 + MAGNITUDE_FLOOR)
 
 
