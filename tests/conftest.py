@@ -43,3 +43,58 @@ def tiny_audio_config():
   config = load_config("audio_tokenizer", "tiny")
   config.mesh.shape = (1, 1, 1)
   return config
+
+
+def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
+  """Synthetic token shards (train, validation) in the tiny LM config's format, as encode.py writes them:
+  random video / audio / text / conditioning ids, and a manifest with the inpaint/outpaint token masks."""
+  import numpy as np
+
+  from videopoet_jax.data import token_shards
+
+  rng = np.random.default_rng(seed)
+  latent = tuple(config.layout.latent_shape)
+  video_ids = lambda: rng.integers(0, 2**config.vocab.video_bits, latent).astype(np.int32)
+  for split, count in zip(("train", "validation"), examples, strict=True):
+    records = [
+      {
+        "index": i,
+        "caption": f"clip {i}",
+        "video": video_ids(),
+        "audio": rng.integers(
+          0, config.vocab.audio_codebook_size, (config.layout.audio_levels, config.layout.audio_frames)
+        ).astype(np.int32),
+        "text": rng.integers(
+          2, config.vocab.text_size, rng.integers(1, config.layout.text_budget + 2)
+        ).astype(np.int32),
+        "inpaint_video": video_ids(),
+        "outpaint_video": video_ids(),
+        "structure_video": video_ids(),
+      }
+      for i in range(count)
+    ]
+    token_shards.write_shard(token_shards.shard_path(str(out), split, 0, 1), records)
+  inpaint = np.zeros(latent[1:], int)
+  inpaint[0, 0] = 1
+  token_shards.write_manifest(
+    str(out),
+    {
+      "streams": ["video", "audio", "text", "inpaint_video", "outpaint_video", "structure_video"],
+      "video_tokenizer": {"code_bits": config.vocab.video_bits, "latent_shape": list(latent)},
+      "audio_tokenizer": {
+        "config": {"levels": config.layout.audio_levels, "codebook_size": config.vocab.audio_codebook_size}
+      },
+      "text": {"vocab_size": config.vocab.text_size},
+      "token_masks": {"inpaint_video": inpaint.tolist(), "outpaint_video": (1 - inpaint).tolist()},
+    },
+  )
+  return str(out)
+
+
+@pytest.fixture
+def tiny_lm_config(tmp_path):
+  """The tiny LM config on a one-device mesh, reading synthetic token shards in tmp_path/tokens."""
+  config = load_config("lm", "tiny")
+  config.mesh.shape = (1, 1, 1)
+  config.data.tokens_dir = write_tiny_token_shards(tmp_path / "tokens", config)
+  return config

@@ -19,6 +19,11 @@ def _model(tied=False):
       mlp_dim=64,
       rope_base=10_000.0,
       tied_embeddings=tied,
+      text_embedding_dim=0,
+      dtype="float32",
+      param_dtype="float32",
+      remat="none",
+      logits_chunk=8,
     )
   )
   return Transformer(config, rngs=nnx.Rngs(0))
