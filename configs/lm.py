@@ -55,7 +55,7 @@ SHARDING_RULES = (
 # (width, depth, heads, head_dim, mlp_dim) of each size.
 SIZES = {
   "tiny": (32, 2, 2, 16, 64),
-  "demo": (256, 6, 4, 64, 768),
+  "demo": (192, 4, 3, 64, 512),
   "300m": (1024, 24, 16, 64, 2816),
   "1b": (2048, 24, 16, 128, 5632),
   "8b": (4096, 32, 32, 128, 14336),
@@ -128,7 +128,7 @@ def get_config(arg=None):
   config.train = ml_collections.ConfigDict()
   config.train.steps = 3000
   # Sequences per step of the longest length group (shorter groups get proportionally more).
-  config.train.batch_size = 16
+  config.train.batch_size = 4
   config.train.learning_rate = 1e-3
   config.train.warmup_steps = 200
   config.train.b1 = 0.9
@@ -150,7 +150,10 @@ def get_config(arg=None):
   config.sharding = ml_collections.ConfigDict()
   config.sharding.rules = SHARDING_RULES
 
-  if arg.variant == "tiny":
+  if arg.variant == "demo":
+    # Half the demo's parameters are the 21k x 192 embedding: tie it with the output layer.
+    config.model.tied_embeddings = True
+  elif arg.variant == "tiny":
     config.vocab.video_bits = 4
     config.vocab.audio_levels = 2
     config.vocab.audio_codebook_size = 8

@@ -165,7 +165,9 @@ class Transformer(nnx.Module):
       model.width,
       dtype=jnp.dtype(model.dtype),
       param_dtype=jnp.dtype(model.param_dtype),
-      embedding_init=nnx.initializers.normal(1.0),
+      # std 1/sqrt(width): the tied output layer then starts with unit-scale logits (pre-norm blocks do
+      # not mind the small input embeddings).
+      embedding_init=nnx.initializers.normal(model.width**-0.5),
       embedding_metadata=logical_axes("vocab", "embed"),
       rngs=rngs,
     )

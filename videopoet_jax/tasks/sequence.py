@@ -122,20 +122,15 @@ def _part_ids(part: Part, record: dict, vocab: Vocabulary, layout: Layout) -> tu
   return ids.reshape(-1).astype(np.int32), 0
 
 
-def build(
+def build_prefix(
   task: Task, record: dict, vocab: Vocabulary, layout: Layout, drop: tuple[str, ...] = ()
 ) -> Sequence:
-  """The sequence of `task` on `record`; input streams in `drop` are left out (guidance dropout)."""
+  """The prefix of `task` on `record` (its input streams only), ending with the output's begin token:
+  what sampling feeds the model. `drop`: input streams left out (guidance dropout, optional inputs)."""
   tokens = [vocab.special("<bos>"), vocab.task(task.name)]
   segments = [STRUCTURE_SEGMENT] * 2
   text_slots = [NO_SLOT] * 2
   embedding = None
-
-  def add(ids, segment, slots=None):
-    tokens.extend(int(i) for i in ids)
-    segments.extend([segment] * len(ids))
-    text_slots.extend([NO_SLOT] * len(ids) if slots is None else slots)
-
   for index, part in enumerate(task.inputs):
     if part.stream in drop:
       continue
@@ -143,22 +138,41 @@ def build(
     ids, embedded = _part_ids(part, record, vocab, layout)
     if embedded:
       embedding = np.asarray(record["text_embedding"][:embedded], np.float32)
-    add([vocab.special(begin)], STRUCTURE_SEGMENT)
-    add(ids, index + 1, list(range(embedded)) if embedded else None)
-    add([vocab.special(end)], STRUCTURE_SEGMENT)
-  begin, end = BOUNDARIES[(task.output.modality, True)]
-  add([vocab.special(begin)], STRUCTURE_SEGMENT)
-  prefix_length = len(tokens)
-  add(_part_ids(task.output, record, vocab, layout)[0], len(task.inputs) + 1)
-  if task.closed:
-    add([vocab.special(end), vocab.special("<eos>")], STRUCTURE_SEGMENT)
+    tokens += [vocab.special(begin), *ids.tolist(), vocab.special(end)]
+    segments += [STRUCTURE_SEGMENT, *[index + 1] * len(ids), STRUCTURE_SEGMENT]
+    text_slots += [NO_SLOT, *(range(embedded) if embedded else [NO_SLOT] * len(ids)), NO_SLOT]
+  tokens.append(vocab.special(BOUNDARIES[(task.output.modality, True)][0]))
+  segments.append(STRUCTURE_SEGMENT)
+  text_slots.append(NO_SLOT)
   return Sequence(
     tokens=np.asarray(tokens, np.int32),
-    loss_mask=np.arange(len(tokens)) >= prefix_length,
-    prefix_length=prefix_length,
+    loss_mask=np.zeros(len(tokens), bool),
+    prefix_length=len(tokens),
     segment_ids=np.asarray(segments, np.int32),
     text_slots=np.asarray(text_slots, np.int32),
     text_embedding=embedding,
+  )
+
+
+def build(
+  task: Task, record: dict, vocab: Vocabulary, layout: Layout, drop: tuple[str, ...] = ()
+) -> Sequence:
+  """The training sequence of `task` on `record`: `build_prefix`, then the output ids (and, when the task
+  is closed, its end token and <eos>), which the loss mask covers."""
+  prefix = build_prefix(task, record, vocab, layout, drop)
+  output = _part_ids(task.output, record, vocab, layout)[0]
+  if task.closed:
+    end = BOUNDARIES[(task.output.modality, True)][1]
+    output = np.concatenate([output, [vocab.special(end), vocab.special("<eos>")]]).astype(np.int32)
+  structure = np.full(len(output), STRUCTURE_SEGMENT, np.int32)
+  structure[: layout.part_length(task.output)] = len(task.inputs) + 1
+  return Sequence(
+    tokens=np.concatenate([prefix.tokens, output]),
+    loss_mask=np.arange(prefix.prefix_length + len(output)) >= prefix.prefix_length,
+    prefix_length=prefix.prefix_length,
+    segment_ids=np.concatenate([prefix.segment_ids, structure]),
+    text_slots=np.concatenate([prefix.text_slots, np.full(len(output), NO_SLOT, np.int32)]),
+    text_embedding=prefix.text_embedding,
   )
 
 
