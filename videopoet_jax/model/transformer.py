@@ -5,9 +5,9 @@ position i attends to j when j <= i or j < prefix_length (bidirectional over the
 padding is handled by the caller's loss mask. Parameters carry logical axis names ("vocab", "embed",
 "heads", "kv", "mlp") for sharding rules.
 
-Sampling runs `prefill` over the prefix, then `decode_step` one token at a time with a key/value cache
-`[layers]` of `(k, v)` each `[B, max_len, heads, head_dim]`; the result equals recomputing the whole
-sequence (tested).
+Sampling (videopoet_jax/decoding) runs `extend` over the whole prefix (prefill), then one token at a time
+with a `KVCache` (model/kv_cache.py: per layer k and v `[B, max_len, heads, head_dim]`); the result equals
+recomputing the whole sequence (tested).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
+
+from videopoet_jax.model.kv_cache import KVCache
 
 # Attention logits of masked pairs.
 MASKED_LOGIT = -1e30
@@ -106,16 +108,17 @@ class Block(nnx.Module):
     self.mlp_norm = RMSNorm(model.width, rngs=rngs)
     self.mlp = MLP(model, rngs=rngs)
 
-  def __call__(self, x, positions, key_positions, prefix_length, cache=None, cache_index=None):
-    """`x [B, S, W]` at `positions [S]`; with a cache `(k, v)` `[B, L, H, D]` the new keys are written at
-    `cache_index` and attention runs over `key_positions [L]`. Returns `(x, (k, v))`."""
+  def __call__(self, x, positions, key_positions, prefix_length, cache=None, cache_index=None, layer=None):
+    """`x [B, S, W]` at `positions [S]`; with a `KVCache` the new keys and values are written into layer
+    `layer` at slot `cache_index` and attention runs over the cache at `key_positions [L]`.
+    Returns `(x, cache)`."""
     q, k, v = self.attention.project(self.attention_norm(x), positions)
     if cache is not None:
-      k = jax.lax.dynamic_update_slice_in_dim(cache[0], k, cache_index, axis=1)
-      v = jax.lax.dynamic_update_slice_in_dim(cache[1], v, cache_index, axis=1)
+      cache = cache.write(layer, cache_index, k, v)
+      k, v = cache.layer(layer)
     mask = prefix_lm_mask(positions, key_positions, prefix_length)
     x = x + self.attention.attend(q, k, v, mask)
-    return x + self.mlp(self.mlp_norm(x)), (k, v)
+    return x + self.mlp(self.mlp_norm(x)), cache
 
 
 class Transformer(nnx.Module):
@@ -158,22 +161,20 @@ class Transformer(nnx.Module):
       )
     return self.logits(self.hidden(tokens, prefix_length))
 
-  def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> list[tuple[jax.Array, jax.Array]]:
-    """Empty key/value cache: per layer `(k, v)` of `[batch, max_length, heads, head_dim]`."""
-    shape = (batch, max_length, self.model.heads, self.model.head_dim)
-    return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in self.blocks]
+  def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> KVCache:
+    """Empty key/value cache: per layer k and v `[batch, max_length, heads, head_dim]`."""
+    return KVCache.zeros(len(self.blocks), batch, max_length, self.model.heads, self.model.head_dim, dtype)
 
-  def extend(self, tokens: jax.Array, start: int | jax.Array, prefix_length: jax.Array, cache):
+  def extend(self, tokens: jax.Array, start: int | jax.Array, prefix_length: jax.Array, cache: KVCache):
     """Runs `tokens [B, S]` at positions start .. start + S - 1 against the cache (keys beyond the written
-    ones are masked by position). Returns `(logits [B, S, vocab], cache)`; `prefill` is extend at 0."""
-    max_length = cache[0][0].shape[1]
+    ones are masked by position). Returns `(logits [B, S, vocab], cache)`; prefill is extend at 0."""
+    if cache.depth != len(self.blocks) or cache.batch_size != tokens.shape[0]:
+      raise ValueError(f"cache of {cache.depth} layers x batch {cache.batch_size} for tokens {tokens.shape}")
     positions = start + jnp.arange(tokens.shape[1])
-    key_positions = jnp.arange(max_length)
+    key_positions = jnp.arange(cache.max_length)
     # Cache slots not yet written hold zeros; they are at positions > every query, so the causal part of
     # the mask hides them, and the prefix part only reaches written slots when the prefix was prefilled.
     x = self.embed(tokens)
-    new_cache = []
-    for block, layer_cache in zip(self.blocks, cache, strict=True):
-      x, layer_cache = block(x, positions, key_positions, prefix_length, layer_cache, start)
-      new_cache.append(layer_cache)
-    return self.logits(x), new_cache
+    for layer, block in enumerate(self.blocks):
+      x, cache = block(x, positions, key_positions, prefix_length, cache, start, layer)
+    return self.logits(x), cache

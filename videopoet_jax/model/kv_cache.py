@@ -1,0 +1,54 @@
+"""The prefix LM's key/value cache: an explicit pytree with logical axis names.
+
+One `[B, max_len, heads, head_dim]` key and value array per layer. Layers are kept as separate arrays,
+not stacked into one `[layers, ...]` array: each step then updates its slots in place and attention reads
+the layer's array directly (a stacked cache makes XLA copy each layer out of the stack every step).
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+# Logical axes of every per-layer key or value array, for sharding rules.
+CACHE_AXES = ("cache_batch", "cache_sequence", "cache_heads", "cache_kv")
+
+
+@flax.struct.dataclass
+class KVCache:
+  """Per-layer keys and values; slot i holds position i (slots not yet written hold zeros)."""
+
+  k: tuple[jax.Array, ...]  # per layer [B, max_len, heads, head_dim]
+  v: tuple[jax.Array, ...]  # per layer [B, max_len, heads, head_dim]
+
+  @classmethod
+  def zeros(cls, depth: int, batch: int, max_length: int, heads: int, head_dim: int, dtype=jnp.float32):
+    """An empty cache of `depth` layers, each k/v `[batch, max_length, heads, head_dim]`."""
+    shape = (batch, max_length, heads, head_dim)
+    return cls(
+      k=tuple(jnp.zeros(shape, dtype) for _ in range(depth)),
+      v=tuple(jnp.zeros(shape, dtype) for _ in range(depth)),
+    )
+
+  @property
+  def depth(self) -> int:
+    return len(self.k)
+
+  @property
+  def batch_size(self) -> int:
+    return self.k[0].shape[0]
+
+  @property
+  def max_length(self) -> int:
+    return self.k[0].shape[1]
+
+  def layer(self, index: int) -> tuple[jax.Array, jax.Array]:
+    """Layer `index`'s `(k, v)`, each `[B, max_len, heads, head_dim]`."""
+    return self.k[index], self.v[index]
+
+  def write(self, index: int, start: int | jax.Array, k: jax.Array, v: jax.Array) -> KVCache:
+    """Writes `k, v [B, S, heads, head_dim]` of layer `index` into slots start .. start + S - 1."""
+    update = lambda cache, new: jax.lax.dynamic_update_slice_in_dim(cache, new.astype(cache.dtype), start, 1)
+    replace = lambda arrays, new: arrays[:index] + (update(arrays[index], new),) + arrays[index + 1 :]
+    return KVCache(k=replace(self.k, k), v=replace(self.v, v))
