@@ -77,10 +77,13 @@ def choose_tokens(
   if logits.shape[0] == 2 * batch:
     logits = guide(logits, pick("guidance"))
   lo, hi = schedule.lo[step], schedule.hi[step]
-  logits = top_k_filter(constrain(logits, lo, hi), pick("top_k"), filters.max_top_k)
-  temperature = pick("temperature")
-  scaled = logits / jnp.where(temperature > 0, temperature, 1.0)
-  scaled = top_p_filter(scaled, pick("top_p"), filters.top_p_candidates)
-  sampled = jax.vmap(jax.random.categorical)(keys, scaled)
-  tokens = jnp.where(temperature > 0, sampled, jnp.argmax(logits, axis=-1))
+  logits = constrain(logits, lo, hi)
+  tokens = jnp.argmax(logits, axis=-1)
+  if filters.sample:
+    logits = top_k_filter(logits, pick("top_k"), filters.max_top_k)
+    temperature = pick("temperature")
+    scaled = logits / jnp.where(temperature > 0, temperature, 1.0)
+    scaled = top_p_filter(scaled, pick("top_p"), filters.top_p_candidates)
+    sampled = jax.vmap(jax.random.categorical)(keys, scaled)
+    tokens = jnp.where(temperature > 0, sampled, tokens)
   return jnp.where(hi == lo + 1, lo, tokens).astype(jnp.int32)

@@ -54,21 +54,24 @@ class SamplingSettings:
 
 
 class Filters(NamedTuple):
-  """Static sizes of the truncation filters (0 = filter compiled out).
+  """What the token choice compiles: `sample` False when every kind is greedy (no random draws), and the
+  static sizes of the truncation filters (0 = filter compiled out).
 
   max_top_k: candidates kept by `lax.top_k` for the top-k threshold (the largest top_k of any kind).
   top_p_candidates: sorted candidates for the nucleus cut: max_top_k when every kind uses top-k (the
     nucleus then lies inside the top-k set), else the whole vocabulary (a full sort per step).
   """
 
+  sample: bool
   max_top_k: int
   top_p_candidates: int
 
   @classmethod
   def for_settings(cls, settings: SamplingSettings, vocab_size: int) -> Filters:
     """The smallest static filters that implement `settings` (host values) exactly."""
+    sample = bool((np.asarray(settings.temperature) > 0).any())
     top_k, top_p = np.asarray(settings.top_k), np.asarray(settings.top_p)
-    max_top_k = int(top_k.max())
-    uses_top_p = bool((top_p < 1).any())
+    max_top_k = int(top_k.max()) if sample else 0
+    uses_top_p = sample and bool((top_p < 1).any())
     candidates = (max_top_k if (top_k > 0).all() else vocab_size) if uses_top_p else 0
-    return cls(max_top_k=max_top_k, top_p_candidates=candidates)
+    return cls(sample=sample, max_top_k=max_top_k, top_p_candidates=candidates)

@@ -6,7 +6,7 @@ padding is handled by the caller's loss mask. Parameters carry logical axis name
 "heads", "kv", "mlp") for sharding rules.
 
 Sampling (videopoet_jax/decoding) runs `extend` over the whole prefix (prefill), then one token at a time
-with a `KVCache` (model/kv_cache.py: per layer k and v `[B, max_len, heads, head_dim]`); the result equals
+with a `KVCache` (model/kv_cache.py: per layer k and v `[B, heads, max_len, head_dim]`); the result equals
 recomputing the whole sequence (tested).
 """
 
@@ -81,11 +81,13 @@ class Attention(nnx.Module):
     return q, k, split(self.value(x))
 
   def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """q `[B, Q, H, D]`, k/v `[B, K, H, D]`, mask `[B, Q, K]` -> `[B, Q, W]`."""
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
+    """q `[B, Q, H, D]`, k/v `[B, H, K, D]` (heads-major, as cached), mask `[B, Q, K]` -> `[B, Q, W]`."""
+    # Heads-major q too: with batch 1, XLA on CPU otherwise transposed the whole cache for the dot.
+    q = q.transpose(0, 2, 1, 3)
+    logits = jnp.einsum("bhqd,bhkd->bhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
     logits = jnp.where(mask[:, None], logits, MASKED_LOGIT)
     weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    out = jnp.einsum("bhqk,bhkd->bhqd", weights, v).transpose(0, 2, 1, 3)
     return self.out(out.reshape(*out.shape[:2], -1))
 
 
@@ -113,6 +115,7 @@ class Block(nnx.Module):
     `layer` at slot `cache_index` and attention runs over the cache at `key_positions [L]`.
     Returns `(x, cache)`."""
     q, k, v = self.attention.project(self.attention_norm(x), positions)
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, H, S, D]
     if cache is not None:
       cache = cache.write(layer, cache_index, k, v)
       k, v = cache.layer(layer)
@@ -162,7 +165,7 @@ class Transformer(nnx.Module):
     return self.logits(self.hidden(tokens, prefix_length))
 
   def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> KVCache:
-    """Empty key/value cache: per layer k and v `[batch, max_length, heads, head_dim]`."""
+    """Empty key/value cache: per layer k and v `[batch, heads, max_length, head_dim]`."""
     return KVCache.zeros(len(self.blocks), batch, max_length, self.model.heads, self.model.head_dim, dtype)
 
   def extend(self, tokens: jax.Array, start: int | jax.Array, prefix_length: jax.Array, cache: KVCache):
