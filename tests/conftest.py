@@ -45,6 +45,29 @@ def tiny_audio_config():
   return config
 
 
+def small_model_config(vocab_size=50, tied=False):
+  """A tiny transformer `model` config section for model-level tests (no vocabulary or data attached)."""
+  import ml_collections
+
+  return ml_collections.ConfigDict(
+    dict(
+      vocab_size=vocab_size,
+      width=32,
+      depth=2,
+      heads=4,
+      head_dim=8,
+      mlp_dim=64,
+      rope_base=10_000.0,
+      tied_embeddings=tied,
+      text_embedding_dim=0,
+      dtype="float32",
+      param_dtype="float32",
+      remat="none",
+      logits_chunk=8,
+    )
+  )
+
+
 def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
   """Synthetic token shards (train, validation) in the tiny LM config's format, as encode.py writes them:
   random video / audio / text / conditioning ids, and a manifest with the inpaint/outpaint token masks."""

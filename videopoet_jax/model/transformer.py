@@ -5,9 +5,11 @@ position i attends to j when j <= i or j < prefix_length (bidirectional over the
 padding is handled by the caller's loss mask. Parameters carry logical axis names ("vocab", "embed",
 "heads", "kv", "mlp") for sharding rules.
 
-Sampling runs `prefill` over the prefix, then `decode_step` one token at a time with a key/value cache
-`[layers]` of `(k, v)` each `[B, max_len, heads, head_dim]`; the result equals recomputing the whole
-sequence (tested).
+Sampling (videopoet_jax/decoding) runs `extend` over the whole prefix (prefill), then one token at a time
+with a `KVCache` (model/kv_cache.py: per layer k and v `[B, heads, max_len, head_dim]`); the result equals
+recomputing the whole sequence (tested). `key_valid [B, S]` (default all True) hides keys from every
+query: sampling left-pads prompts of different lengths with `<pad>` and hides them, so a padded prompt
+computes exactly what the unpadded one does (RoPE is relative).
 
 External text embeddings (e.g. T5, `model.text_embedding_dim > 0`) enter through a linear projection: the
 prefix positions holding `<emb>` placeholders get the projected row `text_slots[b, s]` of
@@ -25,6 +27,7 @@ import ml_collections
 from flax import nnx
 
 from videopoet_jax import sharding
+from videopoet_jax.model.kv_cache import KVCache
 
 # Logical axes of the residual stream `[B, S, W]` and of logits `[B, S, V]` (activation names are separate
 # from the parameters' so the rules can place them differently, as in MaxText).
@@ -105,11 +108,13 @@ class Attention(nnx.Module):
     return q, k, split(self.value(x))
 
   def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """q `[B, Q, H, D]`, k/v `[B, K, H, D]`, mask `[B, Q, K]` -> `[B, Q, W]`."""
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
+    """q `[B, Q, H, D]`, k/v `[B, H, K, D]` (heads-major, as cached), mask `[B, Q, K]` -> `[B, Q, W]`."""
+    # Heads-major q too: with batch 1, XLA on CPU otherwise transposed the whole cache for the dot.
+    q = q.transpose(0, 2, 1, 3)
+    logits = jnp.einsum("bhqd,bhkd->bhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
     logits = jnp.where(mask[:, None], logits, MASKED_LOGIT)
     weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    out = jnp.einsum("bhqk,bhkd->bhqd", weights, v).transpose(0, 2, 1, 3)
     return self.out(out.reshape(*out.shape[:2], -1))
 
 
@@ -139,16 +144,22 @@ class Block(nnx.Module):
     self.mlp_norm = RMSNorm(model.width, model.param_dtype, rngs=rngs)
     self.mlp = MLP(model, rngs=rngs)
 
-  def __call__(self, x, positions, key_positions, prefix_length, cache=None, cache_index=None):
-    """`x [B, S, W]` at `positions [S]`; with a cache `(k, v)` `[B, L, H, D]` the new keys are written at
-    `cache_index` and attention runs over `key_positions [L]`. Returns `(x, (k, v))`."""
+  def __call__(
+    self, x, positions, key_positions, prefix_length, cache=None, cache_index=None, layer=None, key_valid=None
+  ):
+    """`x [B, S, W]` at `positions [S]`; with a `KVCache` the new keys and values are written into layer
+    `layer` at slot `cache_index` and attention runs over the cache at `key_positions [L]`; `key_valid
+    [B, L]` (optional) hides keys. Returns `(x, cache)`."""
     q, k, v = self.attention.project(self.attention_norm(x), positions)
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, H, S, D]
     if cache is not None:
-      k = jax.lax.dynamic_update_slice_in_dim(cache[0], k, cache_index, axis=1)
-      v = jax.lax.dynamic_update_slice_in_dim(cache[1], v, cache_index, axis=1)
+      cache = cache.write(layer, cache_index, k, v)
+      k, v = cache.layer(layer)
     mask = prefix_lm_mask(positions, key_positions, prefix_length)
+    if key_valid is not None:
+      mask = mask & key_valid[:, None, :]
     x = sharding.logical_constraint(x + self.attention.attend(q, k, v, mask), ACTIVATION_AXES)
-    return sharding.logical_constraint(x + self.mlp(self.mlp_norm(x)), ACTIVATION_AXES), (k, v)
+    return sharding.logical_constraint(x + self.mlp(self.mlp_norm(x)), ACTIVATION_AXES), cache
 
 
 class Transformer(nnx.Module):
@@ -209,22 +220,26 @@ class Transformer(nnx.Module):
     logits = self.embed.attend(x) if self.head is None else self.head(x)
     return sharding.logical_constraint(logits, LOGITS_AXES)
 
-  def hidden(self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None):
+  def hidden(
+    self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None, key_valid=None
+  ):
     """Full-sequence pass: `[B, S]` ids -> final hidden states `[B, S, W]` (before the norm); blocks are
     rematerialized in the backward pass per `model.remat`."""
     positions = jnp.arange(tokens.shape[1])
     x = self.embed_inputs(tokens, text_embedding, text_slots)
-    run = lambda block, x: block(x, positions, positions, prefix_length)[0]
+    run = lambda block, x: block(x, positions, positions, prefix_length, key_valid=key_valid)[0]
     if self.model.remat != "none":
       run = nnx.remat(run, policy=REMAT_POLICIES[self.model.remat])
     for block in self.blocks:
       x = run(block, x)
     return x
 
-  def __call__(self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None):
+  def __call__(
+    self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None, key_valid=None
+  ):
     """`[B, S]` int32 ids, `[B]` prefix lengths -> `[B, S, vocab]` logits (position i predicts i + 1)."""
     _check_tokens(tokens, prefix_length)
-    return self.logits(self.hidden(tokens, prefix_length, text_embedding, text_slots))
+    return self.logits(self.hidden(tokens, prefix_length, text_embedding, text_slots, key_valid))
 
   def token_losses(
     self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None
@@ -256,30 +271,31 @@ class Transformer(nnx.Module):
     unchunk = lambda a: a.swapaxes(0, 1).reshape(b, s)[:, : targets.shape[1]]
     return unchunk(nll), unchunk(correct)
 
-  def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> list[tuple[jax.Array, jax.Array]]:
-    """Empty key/value cache: per layer `(k, v)` of `[batch, max_length, heads, head_dim]`."""
-    shape = (batch, max_length, self.model.heads, self.model.head_dim)
-    return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in self.blocks]
+  def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> KVCache:
+    """Empty key/value cache: per layer k and v `[batch, heads, max_length, head_dim]`."""
+    return KVCache.zeros(len(self.blocks), batch, max_length, self.model.heads, self.model.head_dim, dtype)
 
   def extend(
     self,
     tokens: jax.Array,
     start: int | jax.Array,
     prefix_length: jax.Array,
-    cache,
+    cache: KVCache,
     text_embedding=None,
     text_slots=None,
+    key_valid=None,
   ):
     """Runs `tokens [B, S]` at positions start .. start + S - 1 against the cache (keys beyond the written
-    ones are masked by position). Returns `(logits [B, S, vocab], cache)`; `prefill` is extend at 0."""
-    max_length = cache[0][0].shape[1]
+    ones are masked by position). Returns `(logits [B, S, vocab], cache)`; prefill is extend at 0."""
+    if cache.depth != len(self.blocks) or cache.batch_size != tokens.shape[0]:
+      raise ValueError(f"cache of {cache.depth} layers x batch {cache.batch_size} for tokens {tokens.shape}")
     positions = start + jnp.arange(tokens.shape[1])
-    key_positions = jnp.arange(max_length)
+    key_positions = jnp.arange(cache.max_length)
     # Cache slots not yet written hold zeros; they are at positions > every query, so the causal part of
     # the mask hides them, and the prefix part only reaches written slots when the prefix was prefilled.
+    if key_valid is not None:
+      cache = cache.mark_valid(start, key_valid)
     x = self.embed_inputs(tokens, text_embedding, text_slots)
-    new_cache = []
-    for block, layer_cache in zip(self.blocks, cache, strict=True):
-      x, layer_cache = block(x, positions, key_positions, prefix_length, layer_cache, start)
-      new_cache.append(layer_cache)
-    return self.logits(x), new_cache
+    for layer, block in enumerate(self.blocks):
+      x, cache = block(x, positions, key_positions, prefix_length, cache, start, layer, cache.valid)
+    return self.logits(x), cache
