@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +25,7 @@ import optax
 from flax import nnx, struct
 
 from videopoet_jax import sharding, tasks
-from videopoet_jax.data import lm_batches
+from videopoet_jax.data import lm_batches, token_shards
 from videopoet_jax.model.transformer import Transformer
 from videopoet_jax.tasks import registry
 from videopoet_jax.training import loop, optimizers
@@ -205,6 +207,14 @@ class Trainer:
 
   def export_params(self, state: TrainState) -> nnx.State:
     return state.ema_params if state.ema_params is not None else state.params
+
+  def export_assets(self, path: str) -> None:
+    """Copies the token shards' manifest (tokenizers, token masks) and text model beside the export, so
+    the export alone is enough to sample (videopoet_jax/decoding/generator.py)."""
+    for name in (token_shards.MANIFEST, token_shards.TEXT_MODEL):
+      source = os.path.join(self.config.data.tokens_dir, name)
+      if os.path.exists(source):
+        shutil.copyfile(source, os.path.join(path, name))
 
   def evaluate(self, state: TrainState) -> dict[str, float]:
     """Validation loss and accuracy, overall, per task and per modality (exported weights)."""

@@ -10,6 +10,7 @@ A trainer object provides:
   export_params(state)  the nnx.State written to `<workdir>/export` at every checkpoint
 and optionally:
   data_iterator   a grain iterator whose position is saved with every checkpoint and restored on resume
+  export_assets(path)   writes files the export needs besides parameters and config (e.g. a text model)
   evaluate(state) -> `{name: float}`, logged every config.train.eval_every steps
 
 A step whose metrics hold NONFINITE_IN_A_ROW (steps skipped in a row for a NaN/inf loss or gradient) stops
@@ -86,9 +87,10 @@ def fit(trainer, workdir: str, make_batches: Callable[[int], Iterator[np.ndarray
         logger.log(step, trainer.evaluate(state), timed=False)
       if step % config.train.checkpoint_every == 0 or step == total or stop["signal"]:
         checkpoints.save(manager, step, state, config, force=True, data_iterator=data_iterator)
-        pretrained.export(
-          os.path.join(workdir, pretrained.EXPORT_SUBDIR), trainer.export_params(state), config
-        )
+        export_dir = os.path.join(workdir, pretrained.EXPORT_SUBDIR)
+        pretrained.export(export_dir, trainer.export_params(state), config)
+        if hasattr(trainer, "export_assets"):
+          trainer.export_assets(export_dir)
       if stop["signal"]:
         logging.warning("signal %d: saved step %d, stopping", stop["signal"], step)
         break
