@@ -121,3 +121,53 @@ def tiny_lm_config(tmp_path):
   config.mesh.shape = (1, 1, 1)
   config.data.tokens_dir = write_tiny_token_shards(tmp_path / "tokens", config)
   return config
+
+
+def make_tiny_bundle(root, captions, frames, size, fps):
+  """A tiny untrained bundle under `root` whose parts fit each other: the tiny video and audio tokenizers
+  (random weights), a text model trained on `captions`, and LM exports (`lm`, and `lm_no_stylize` trained
+  for every task but stylize) for clips of `frames` x `size` x `size` at `fps`. Returns their paths."""
+  from flax import nnx
+
+  from videopoet_jax import tasks
+  from videopoet_jax.data import conditioning, token_shards
+  from videopoet_jax.model.transformer import Transformer
+  from videopoet_jax.tokenizers import pretrained, text
+  from videopoet_jax.tokenizers.audio import AudioTokenizer
+  from videopoet_jax.tokenizers.video import VideoGeometry, VideoTokenizer
+
+  video, audio = load_config("video_tokenizer", "tiny"), load_config("audio_tokenizer", "tiny")
+  for name, config, module in (("video", video, VideoTokenizer), ("audio", audio, AudioTokenizer)):
+    state = nnx.state(module(config.model, rngs=nnx.Rngs(0)), pretrained.EXPORTED_VARIABLES)
+    pretrained.export(str(root / name), state, config)
+  text.train(list(captions) * 5, str(root / "text.model"), vocab_size=40)
+  geometry = VideoGeometry.from_config(video.model)
+  manifest = {
+    "clip": {
+      "fps": fps,
+      "frames": frames,
+      "height": size,
+      "width": size,
+      "sample_rate": audio.model.sample_rate,
+    },
+    "token_masks": {
+      stream: conditioning.token_mask(kind, size, size, geometry.spatial_factor).astype(int).tolist()
+      for stream, kind in (("inpaint_video", "inpaint"), ("outpaint_video", "outpaint"))
+    },
+  }
+  paths = {"video_tokenizer": str(root / "video"), "audio_tokenizer": str(root / "audio")}
+  for name, weights in (("lm", {}), ("lm_no_stylize", {"stylize": 0.0})):
+    config = load_config("lm", "tiny")
+    config.vocab.update(video_bits=video.model.code_bits, audio_levels=audio.model.levels)
+    config.vocab.update(audio_codebook_size=audio.model.codebook_size, text_size=64)
+    latent = geometry.latent_shape(frames, size, size)
+    context = (latent[0] + 1) // 2  # latent frames conditioning a continuation
+    config.layout.update(latent_shape=latent, audio_levels=audio.model.levels, context_frames=context)
+    config.mixture.weights.update(weights)
+    config.model.vocab_size = tasks.vocabulary(config).size
+    path = root / name
+    pretrained.export(str(path), nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Param), config)
+    token_shards.write_manifest(str(path), manifest)
+    os.link(root / "text.model", path / token_shards.TEXT_MODEL)
+    paths[name] = str(path)
+  return paths

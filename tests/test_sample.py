@@ -9,65 +9,26 @@ import jax
 import numpy as np
 import pytest
 import soundfile
-from flax import nnx
 from PIL import Image
 
-from videopoet_jax import tasks
-from videopoet_jax.data import conditioning, media, token_shards
+from videopoet_jax.data import media
 from videopoet_jax.decoding import sampler
 from videopoet_jax.decoding.generator import Generator, Sampling, settings_for
 from videopoet_jax.decoding.schedule import schedule_from_segments
-from videopoet_jax.model.transformer import Transformer
 from videopoet_jax.tasks import registry, sequence
-from videopoet_jax.tokenizers import pretrained, text
-from videopoet_jax.tokenizers.audio import AudioTokenizer
-from videopoet_jax.tokenizers.video import VideoTokenizer
+from videopoet_jax.tokenizers import pretrained
 
-from conftest import REPO, load_config
+from conftest import REPO, make_tiny_bundle
 
 FPS, FRAMES, SIZE = 8, 9, 16  # the tiny video tokenizer's clip: 9 frames -> 3 x 2 x 2 ids
 CAPTIONS = ["a small red circle moving left", "a big blue square moving up", "a green triangle moving right"]
 GREEDY = {"video": Sampling(temperature=0.0), "audio": Sampling(temperature=0.0)}
 
 
-def _lm_config(**weights):
-  config = load_config("lm", "tiny")
-  config.vocab.update(video_bits=8, audio_levels=3, audio_codebook_size=16, text_size=64)
-  config.layout.update(latent_shape=(3, 2, 2), audio_levels=3, audio_frames=6, context_frames=2)
-  config.mixture.weights.update(weights)
-  config.model.vocab_size = tasks.vocabulary(config).size
-  return config
-
-
-def _export_lm(path, config, text_model):
-  pretrained.export(str(path), nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Param), config)
-  manifest = {
-    "clip": {"fps": FPS, "frames": FRAMES, "height": SIZE, "width": SIZE, "sample_rate": 16_000},
-    "token_masks": {
-      stream: conditioning.token_mask(kind, SIZE, SIZE, 8).astype(int).tolist()
-      for stream, kind in (("inpaint_video", "inpaint"), ("outpaint_video", "outpaint"))
-    },
-  }
-  token_shards.write_manifest(str(path), manifest)
-  os.link(text_model, os.path.join(path, token_shards.TEXT_MODEL))
-  return str(path)
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
   """Paths of a tiny bundle: video and audio tokenizer exports, an LM export, one without stylize."""
-  root = tmp_path_factory.mktemp("bundle")
-  video, audio = load_config("video_tokenizer", "tiny"), load_config("audio_tokenizer", "tiny")
-  for name, config, module in (("video", video, VideoTokenizer), ("audio", audio, AudioTokenizer)):
-    state = nnx.state(module(config.model, rngs=nnx.Rngs(0)), pretrained.EXPORTED_VARIABLES)
-    pretrained.export(str(root / name), state, config)
-  text.train(CAPTIONS * 5, str(root / "text.model"), vocab_size=40)
-  return {
-    "video_tokenizer": str(root / "video"),
-    "audio_tokenizer": str(root / "audio"),
-    "lm": _export_lm(root / "lm", _lm_config(), str(root / "text.model")),
-    "lm_no_stylize": _export_lm(root / "lm2", _lm_config(stylize=0.0), str(root / "text.model")),
-  }
+  return make_tiny_bundle(tmp_path_factory.mktemp("bundle"), CAPTIONS, FRAMES, SIZE, FPS)
 
 
 @pytest.fixture(scope="module")
