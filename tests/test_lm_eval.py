@@ -42,9 +42,8 @@ def test_the_command_writes_a_report_and_refuses_unknown_tasks(bundle, tmp_path)
   paths = [p.replace("--lm=", "--checkpoint=") for p in paths]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   command = [sys.executable, "-m", "videopoet_jax.eval", "--num=1", f"--out={tmp_path / 'r.json'}", *paths]
-  done = subprocess.run(
-    [*command, "--tasks=text_to_image"], cwd=REPO, env=env, capture_output=True, text=True
-  )
+  run = lambda *args: subprocess.run([*command, *args], cwd=REPO, env=env, capture_output=True, text=True)
+  done = run("--tasks=text_to_image")
   assert done.returncode == 0, done.stderr[-2000:]
   report = json.loads((tmp_path / "r.json").read_text())
   assert report["text_to_image"]["color"]["n"] == 1 and report["settings"]["num"] == 1
