@@ -198,3 +198,36 @@ def test_chunked_losses_equal_full_logits(tiny_lm_config):
   expected = -jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
   np.testing.assert_allclose(nll, expected, rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(correct, (logits.argmax(-1) == tokens[:, 1:]).astype(np.float32))
+
+
+def _loss_and_grads(config, batch, params=None):
+  trainer = lm.Trainer(config, data=False)
+  params = trainer.init().params if params is None else params
+  grad_fn = jax.value_and_grad(lm.loss_and_sums, has_aux=True)
+  (loss, _), grads = grad_fn(params, trainer.graphdef, trainer.put_batch(batch), trainer.vocab)
+  return float(loss), grads, params
+
+
+def test_remat_changes_no_loss_or_gradient(tiny_lm_config):
+  batch = lm.Trainer(tiny_lm_config).batches.batch(1)
+  loss, grads, params = _loss_and_grads(tiny_lm_config, batch)
+  tiny_lm_config.model.remat = "full"
+  remat_loss, remat_grads, _ = _loss_and_grads(tiny_lm_config, batch, params)
+  assert remat_loss == pytest.approx(loss, rel=1e-6)
+  _assert_trees_close(grads, remat_grads, rtol=1e-5, atol=1e-7)
+
+
+def test_external_text_embeddings_are_projected_into_the_prefix(tiny_lm_config):
+  config = tiny_lm_config
+  config.model.text_embedding_dim = 6
+  trainer = lm.Trainer(config, data=False)
+  record = token_shards.read_shard(token_shards.shard_paths(config.data.tokens_dir, "train")[0])[0]
+  record = {k: v for k, v in record.items() if k != "text"}
+  record["text_embedding"] = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+  layout = sequence.Layout.from_config(config.layout)
+  seq = sequence.build(registry.TASKS["text_to_video"], record, trainer.vocab, layout)
+  batch = sequence.collate([seq] * 2, [1, 1], len(seq.tokens), trainer.vocab, layout)
+  loss, grads, params = _loss_and_grads(config, batch)
+  assert np.abs(np.asarray(grads["text_projection"]["kernel"])).sum() > 0  # the projection is trained
+  batch.text_embedding = batch.text_embedding * 2
+  assert _loss_and_grads(config, batch, params)[0] != pytest.approx(loss, rel=1e-6)
