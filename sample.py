@@ -23,8 +23,8 @@ import tqdm
 from absl import app, flags
 
 from videopoet_jax.data import media, structure
-from videopoet_jax.decoding import inputs
-from videopoet_jax.decoding.generator import Generator, Sampling
+from videopoet_jax.decoding import cli, inputs
+from videopoet_jax.decoding.generator import Generator
 
 TASKS = (
   "text_to_video",
@@ -50,9 +50,6 @@ NEEDS = {  # task -> flags it requires
 }
 flags.DEFINE_enum("task", None, TASKS, "What to generate.", required=True)
 flags.DEFINE_string("output", None, "Where to write the result (.mp4, .gif, .png or .wav).", required=True)
-flags.DEFINE_string("checkpoint", None, "LM export folder or training workdir (default: the bundled model).")
-flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: bundled).")
-flags.DEFINE_string("audio_tokenizer", None, "Audio tokenizer export (default: bundled).")
 flags.DEFINE_string("prompt", None, "Text prompt.")
 flags.DEFINE_string("negative_prompt", None, "Prompt of the guidance's unconditional branch.")
 flags.DEFINE_string("image", None, "Input image (image_to_video).")
@@ -62,27 +59,9 @@ flags.DEFINE_string(
 )
 flags.DEFINE_list("box", None, "x0,y0,x1,y1 in input pixels: the region (as --mask).")
 flags.DEFINE_float("seconds", None, "text_to_video: total length; extend: seconds to add.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_integer("num_samples", 1, "Samples to generate.")
-flags.DEFINE_float("temperature", 1.0, "Sampling temperature (0 = greedy).")
-flags.DEFINE_integer("top_k", 0, "Keep the k most likely ids (0 = off).")
-flags.DEFINE_float("top_p", 1.0, "Nucleus sampling mass (1 = off).")
-flags.DEFINE_float("guidance_scale", 1.0, "Classifier-free guidance scale (1 = off).")
-flags.DEFINE_float("audio_temperature", None, "Temperature of audio ids (default: --temperature).")
-flags.DEFINE_float("audio_guidance_scale", None, "Guidance of audio ids (default: --guidance_scale).")
 flags.DEFINE_integer("display_size", None, "Upscale written videos to this many pixels (nearest).")
 FLAGS = flags.FLAGS
-
-
-def sampling() -> dict[str, Sampling]:
-  video = Sampling(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p, FLAGS.guidance_scale)
-  audio = Sampling(
-    FLAGS.temperature if FLAGS.audio_temperature is None else FLAGS.audio_temperature,
-    FLAGS.top_k,
-    FLAGS.top_p,
-    FLAGS.guidance_scale if FLAGS.audio_guidance_scale is None else FLAGS.audio_guidance_scale,
-  )
-  return {"video": video, "audio": audio}
 
 
 def paths(n: int) -> list[str]:
@@ -118,7 +97,7 @@ def note(prepared: inputs.Prepared, what: str) -> inputs.Prepared:
 
 def run(gen: Generator) -> list[tuple[np.ndarray, np.ndarray | None]]:
   """Runs --task; returns per sample `(frames [T, S, S, 3] uint8 or image, wave [N] or None)`."""
-  task, n, seed, settings = FLAGS.task, FLAGS.num_samples, FLAGS.seed, sampling()
+  task, n, seed, settings = FLAGS.task, FLAGS.num_samples, FLAGS.seed, cli.sampling()
   prompts = [FLAGS.prompt] * n
   read_video = lambda **kw: note(inputs.read_clip(FLAGS.video, gen.size, gen.fps, **kw), FLAGS.video)
   if task in ("text_to_video", "text_to_audio"):
@@ -185,13 +164,13 @@ def main(argv):
   try:
     if FLAGS.num_samples < 1:
       raise ValueError("--num_samples must be >= 1")
-    gen = Generator.load(FLAGS.checkpoint, FLAGS.video_tokenizer, FLAGS.audio_tokenizer)
+    gen = cli.load_generator()
     check_flags(gen)
     if sys.stderr.isatty():
       gen.progress = lambda total: tqdm.tqdm(total=total, desc=FLAGS.task, unit="tok", file=sys.stderr)
     written = write(run(gen), gen)
   except (ValueError, FileNotFoundError, media.MediaError) as e:
-    sys.exit("error: " + " ".join(str(e).split()))  # one line, whatever the library said
+    sys.exit(cli.one_line(e))
   print(f"wrote {', '.join(written)} in {time.time() - start:.1f} s")
 
 

@@ -1,8 +1,9 @@
 """Scores a generator on every task: `python -m videopoet_jax.eval --tasks=all --num=N --out=report.json`.
 
 Runs each task on N shapes_world test clips (videopoet_jax/eval/lm_tasks.py) with the bundled model (or
---checkpoint), scores the produced pixels and samples, and writes the report (value, 95% interval, target
-per task and criterion) as JSON; a line per task goes to stdout as it finishes.
+--checkpoint; the sampling flags are sample.py's, videopoet_jax/decoding/cli.py), scores the produced
+pixels and samples, and writes the report (value, 95% interval, target per task and criterion) as JSON; a
+line per task goes to stdout as it finishes.
 """
 
 import dataclasses
@@ -12,21 +13,13 @@ import time
 
 from absl import app, flags
 
-from videopoet_jax.decoding.generator import Generator, Sampling
+from videopoet_jax.decoding import cli
 from videopoet_jax.eval import lm_tasks
 
 flags.DEFINE_list("tasks", ["all"], f"Tasks to score: all or some of {', '.join(lm_tasks.TASKS)}.")
 flags.DEFINE_integer("num", 100, "Test examples per task.")
 flags.DEFINE_string("out", "report.json", "Where to write the report.")
-flags.DEFINE_string("checkpoint", None, "LM export folder or workdir (default: the bundled model).")
-flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: bundled).")
-flags.DEFINE_string("audio_tokenizer", None, "Audio tokenizer export (default: bundled).")
-flags.DEFINE_integer("seed", 0, "Sampling seed.")
 flags.DEFINE_integer("batch_size", 25, "Examples generated at once.")
-flags.DEFINE_float("temperature", 1.0, "Sampling temperature of video ids (0 = greedy).")
-flags.DEFINE_integer("top_k", 0, "Top-k of video and audio ids (0 = off).")
-flags.DEFINE_float("guidance_scale", 1.0, "Classifier-free guidance scale of video ids.")
-flags.DEFINE_float("audio_temperature", 1.0, "Sampling temperature of audio ids.")
 FLAGS = flags.FLAGS
 
 
@@ -39,13 +32,10 @@ def main(argv):
   if FLAGS.num < 1:
     sys.exit("error: --num must be >= 1")
   try:
-    gen = Generator.load(FLAGS.checkpoint, FLAGS.video_tokenizer, FLAGS.audio_tokenizer)
+    gen = cli.load_generator()
   except (ValueError, FileNotFoundError) as e:
-    sys.exit("error: " + " ".join(str(e).split()))
-  sampling = {
-    "video": Sampling(FLAGS.temperature, FLAGS.top_k, guidance_scale=FLAGS.guidance_scale),
-    "audio": Sampling(FLAGS.audio_temperature, FLAGS.top_k),
-  }
+    sys.exit(cli.one_line(e))
+  sampling = cli.sampling()
   start = time.time()
   report = lm_tasks.evaluate(gen, tasks, FLAGS.num, sampling, FLAGS.seed, FLAGS.batch_size)
   report["settings"] = {
