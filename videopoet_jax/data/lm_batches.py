@@ -92,8 +92,12 @@ class TaskBatches:
   def eval_batches(self, split: str, examples: int) -> list[sequence.Batch]:
     """One batch per trained task over the first `examples` examples of `split` (nothing dropped), padded
     to its group's length (this process's rows)."""
-    paths = token_shards.shard_paths(self.tokens_dir, split)
-    records = [r for path in paths for r in token_shards.read_shard(path)][:examples]
+    records = []
+    for path in token_shards.shard_paths(self.tokens_dir, split):
+      if len(records) >= examples:
+        break
+      records += token_shards.read_shard(path)
+    records = records[:examples]
     rows = len(records) // self.process_count
     mine = records[self.process_index * rows : (self.process_index + 1) * rows]
     batches = []

@@ -160,6 +160,11 @@ class Trainer:
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, self.state_sharding
     )
     self.data_parallel = sharding.data_parallel_size(self.mesh)
+    if config.train.eval_every and config.train.eval_examples % self.data_parallel:
+      raise ValueError(
+        f"train.eval_examples {config.train.eval_examples} is not divisible by the {self.data_parallel} "
+        "data-parallel devices"
+      )
     self.batch_sharding = jax.sharding.NamedSharding(
       self.mesh, sharding.logical_spec(("activation_batch",), self.rules)
     )
