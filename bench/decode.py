@@ -12,9 +12,9 @@ B1  KV-cache decode vs full recomputation, tokens/s, batch 1 and 8, prompt 64, 3
     Recompute: each step reruns the model over the whole sequence (logits of the last position only,
     which favours recomputation). Running it for every step is too slow here (~B x 10^3 s at 1280), so
     the forward time of exact lengths n is measured (medians) on a grid of lengths and
-    summed over the steps' lengths 64 .. 64 + T - 1 by linear interpolation (a quadratic least-squares fit
-    is reported as a ratio, as a check). The estimate is checked against one fully measured recompute run
-    (batch 1, 320 tokens, padded to multiples of 64, so a bit slower than exact lengths).
+    summed over the steps' lengths 64 .. 64 + T - 1 by linear interpolation. The estimate is checked
+    against one fully measured recompute run (batch 1, 320 tokens, padded to multiples of 64, so a bit
+    slower than exact lengths).
     Greedy tokens of the KV cache and the recompute run must be identical (batch 1 x 320, batch 8 x 64).
 B2  roofline fraction: (weight bytes + KV bytes attended per step) x steps/s / read bandwidth of a 512 MB
     jnp.sum, batch 1..16, prompt 64 + 128 tokens, on a wider, deeper model (default 8 layers, width 512:
@@ -159,14 +159,10 @@ def _b1(model, repeats):
     for n in grid:
       tokens_n = _prompt(batch, int(n), seed=1)
       grid_s.append(_timed(lambda tokens_n=tokens_n, n=n: step(tokens_n, int(n)), repeats)[0])
-    fit = np.polyfit(grid, grid_s, 2)
     result[f"recompute_grid_b{batch}"] = {int(n): s for n, s in zip(grid, grid_s, strict=True)}
     for tokens in lengths:
       steps = np.arange(prompt_length, prompt_length + tokens)
       estimate = float(np.sum(np.interp(steps, grid, grid_s)))
-      result[f"recompute_quadratic_fit_over_interpolation_b{batch}_{tokens}"] = (
-        float(np.sum(np.polyval(fit, steps))) / estimate
-      )
       result[f"recompute_tok_s_b{batch}_{tokens}"] = batch * tokens / estimate
       result[f"kv_speedup_b{batch}_{tokens}"] = estimate / kv[batch, tokens]
   # Greedy identity, and the fit checked against one measured (padded) recompute run.
