@@ -21,6 +21,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 TRAINERS = {
   "video_tokenizer": "videopoet_jax.training.video_tokenizer",
   "audio_tokenizer": "videopoet_jax.training.audio_tokenizer",
+  "lm": "videopoet_jax.training.lm",
 }
 
 

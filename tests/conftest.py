@@ -43,3 +43,131 @@ def tiny_audio_config():
   config = load_config("audio_tokenizer", "tiny")
   config.mesh.shape = (1, 1, 1)
   return config
+
+
+def small_model_config(vocab_size=50, tied=False):
+  """A tiny transformer `model` config section for model-level tests (no vocabulary or data attached)."""
+  import ml_collections
+
+  return ml_collections.ConfigDict(
+    dict(
+      vocab_size=vocab_size,
+      width=32,
+      depth=2,
+      heads=4,
+      head_dim=8,
+      mlp_dim=64,
+      rope_base=10_000.0,
+      tied_embeddings=tied,
+      text_embedding_dim=0,
+      dtype="float32",
+      param_dtype="float32",
+      remat="none",
+      logits_chunk=8,
+    )
+  )
+
+
+def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
+  """Synthetic token shards (train, validation) in the tiny LM config's format, as encode.py writes them:
+  random video / audio / text / conditioning ids, and a manifest with the inpaint/outpaint token masks."""
+  import numpy as np
+
+  from videopoet_jax.data import token_shards
+
+  rng = np.random.default_rng(seed)
+  latent = tuple(config.layout.latent_shape)
+  video_ids = lambda: rng.integers(0, 2**config.vocab.video_bits, latent).astype(np.int32)
+  for split, count in zip(("train", "validation"), examples, strict=True):
+    records = [
+      {
+        "index": i,
+        "caption": f"clip {i}",
+        "video": video_ids(),
+        "audio": rng.integers(
+          0, config.vocab.audio_codebook_size, (config.layout.audio_levels, config.layout.audio_frames)
+        ).astype(np.int32),
+        "text": rng.integers(
+          2, config.vocab.text_size, rng.integers(1, config.layout.text_budget + 2)
+        ).astype(np.int32),
+        "inpaint_video": video_ids(),
+        "outpaint_video": video_ids(),
+        "structure_video": video_ids(),
+      }
+      for i in range(count)
+    ]
+    token_shards.write_shard(token_shards.shard_path(str(out), split, 0, 1), records)
+  inpaint = np.zeros(latent[1:], int)
+  inpaint[0, 0] = 1
+  token_shards.write_manifest(
+    str(out),
+    {
+      "streams": ["video", "audio", "text", "inpaint_video", "outpaint_video", "structure_video"],
+      "video_tokenizer": {"code_bits": config.vocab.video_bits, "latent_shape": list(latent)},
+      "audio_tokenizer": {
+        "config": {"levels": config.layout.audio_levels, "codebook_size": config.vocab.audio_codebook_size}
+      },
+      "text": {"vocab_size": config.vocab.text_size},
+      "token_masks": {"inpaint_video": inpaint.tolist(), "outpaint_video": (1 - inpaint).tolist()},
+    },
+  )
+  return str(out)
+
+
+@pytest.fixture
+def tiny_lm_config(tmp_path):
+  """The tiny LM config on a one-device mesh, reading synthetic token shards in tmp_path/tokens."""
+  config = load_config("lm", "tiny")
+  config.mesh.shape = (1, 1, 1)
+  config.data.tokens_dir = write_tiny_token_shards(tmp_path / "tokens", config)
+  return config
+
+
+def make_tiny_bundle(root, captions, frames, size, fps):
+  """A tiny untrained bundle under `root` whose parts fit each other: the tiny video and audio tokenizers
+  (random weights), a text model trained on `captions`, and LM exports (`lm`, and `lm_no_stylize` trained
+  for every task but stylize) for clips of `frames` x `size` x `size` at `fps`. Returns their paths."""
+  from flax import nnx
+
+  from videopoet_jax import tasks
+  from videopoet_jax.data import conditioning, token_shards
+  from videopoet_jax.model.transformer import Transformer
+  from videopoet_jax.tokenizers import pretrained, text
+  from videopoet_jax.tokenizers.audio import AudioTokenizer
+  from videopoet_jax.tokenizers.video import VideoGeometry, VideoTokenizer
+
+  video, audio = load_config("video_tokenizer", "tiny"), load_config("audio_tokenizer", "tiny")
+  for name, config, module in (("video", video, VideoTokenizer), ("audio", audio, AudioTokenizer)):
+    state = nnx.state(module(config.model, rngs=nnx.Rngs(0)), pretrained.EXPORTED_VARIABLES)
+    pretrained.export(str(root / name), state, config)
+  text.train(list(captions) * 5, str(root / "text.model"), vocab_size=40)
+  geometry = VideoGeometry.from_config(video.model)
+  manifest = {
+    "clip": {
+      "fps": fps,
+      "frames": frames,
+      "height": size,
+      "width": size,
+      "sample_rate": audio.model.sample_rate,
+    },
+    "token_masks": {
+      stream: conditioning.token_mask(kind, size, size, geometry.spatial_factor).astype(int).tolist()
+      for stream, kind in (("inpaint_video", "inpaint"), ("outpaint_video", "outpaint"))
+    },
+  }
+  paths = {"video_tokenizer": str(root / "video"), "audio_tokenizer": str(root / "audio")}
+  for name, weights in (("lm", {}), ("lm_no_stylize", {"stylize": 0.0})):
+    config = load_config("lm", "tiny")
+    config.vocab.update(video_bits=video.model.code_bits, audio_levels=audio.model.levels)
+    config.vocab.update(audio_codebook_size=audio.model.codebook_size, text_size=64)
+    latent = geometry.latent_shape(frames, size, size)
+    context = (latent[0] + 1) // 2  # latent frames conditioning a continuation
+    config.layout.update(latent_shape=latent, audio_levels=audio.model.levels, context_frames=context)
+    config.mixture.weights.update(weights)
+    config.model.vocab_size = tasks.vocabulary(config).size
+    path = root / name
+    pretrained.export(str(path), nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Param), config)
+    token_shards.write_manifest(str(path), manifest)
+    os.link(root / "text.model", path / token_shards.TEXT_MODEL)
+    paths[name] = str(path)
+  return paths

@@ -1,6 +1,5 @@
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -14,6 +13,8 @@ from videopoet_jax.decoding import (
 )
 from videopoet_jax.decoding.logits import top_k_filter, top_p_filter
 from videopoet_jax.model.transformer import Transformer
+
+from conftest import small_model_config
 
 VOCAB = 50
 PROMPT = 6
@@ -32,18 +33,7 @@ class OffsetTransformer(Transformer):
 
 @pytest.fixture(scope="module")
 def model():
-  config = ml_collections.ConfigDict(
-    dict(
-      vocab_size=VOCAB,
-      width=32,
-      depth=2,
-      heads=4,
-      head_dim=8,
-      mlp_dim=64,
-      rope_base=10_000.0,
-      tied_embeddings=False,
-    )
-  )
+  config = small_model_config(VOCAB)
   return OffsetTransformer(config, rngs=nnx.Rngs(0))
 
 

@@ -1,26 +1,16 @@
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
 
 from videopoet_jax.model.transformer import Transformer, prefix_lm_mask, rope
 
+from conftest import small_model_config
+
 
 def _model(tied=False):
-  config = ml_collections.ConfigDict(
-    dict(
-      vocab_size=50,
-      width=32,
-      depth=2,
-      heads=4,
-      head_dim=8,
-      mlp_dim=64,
-      rope_base=10_000.0,
-      tied_embeddings=tied,
-    )
-  )
+  config = small_model_config(tied=tied)
   return Transformer(config, rngs=nnx.Rngs(0))
 
 
@@ -79,3 +69,21 @@ def test_parameters_carry_logical_axes_and_bad_shapes_raise():
   assert axes["blocks/0/mlp/gate/kernel"] == ("embed", "mlp")
   with pytest.raises(ValueError, match="prefix_length"):
     model(_tokens(), jnp.array([1]))
+
+
+def test_hidden_left_padding_changes_nothing():
+  model = _model()
+  tokens, prefix = _tokens(batch=1, length=9, seed=4), jnp.array([5])
+  plain = model(tokens, prefix)
+  padded = jnp.concatenate([jnp.zeros((1, 3), tokens.dtype), tokens], axis=1)
+  valid = jnp.arange(12)[None] >= 3
+  out = model(padded, prefix + 3, key_valid=valid)
+  np.testing.assert_allclose(out[:, 3:], plain, rtol=1e-4, atol=1e-4)
+  # Through the cache: prefill the padded prefix, then decode the rest.
+  cache = model.init_cache(1, 12)
+  logits, cache = model.extend(padded[:, :8], 0, prefix + 3, cache, key_valid=valid[:, :8])
+  steps = [logits[:, 3:]]
+  for i in range(8, 12):
+    logits, cache = model.extend(padded[:, i : i + 1], i, prefix + 3, cache)
+    steps.append(logits)
+  np.testing.assert_allclose(jnp.concatenate(steps, axis=1), plain, rtol=1e-4, atol=1e-4)

@@ -1,7 +1,8 @@
 """Device mesh from config, and the shardings the trainers use.
 
 Axes are (data, fsdp, tensor); a -1 in `config.mesh.shape` takes the devices the other axes leave.
-Batches are split over (data, fsdp); tokenizer parameters are replicated (data parallel).
+Batches are split over (data, fsdp); tokenizer parameters are replicated (data parallel). The LM's
+parameters and activations carry logical axis names, mapped onto the mesh by the config's rules.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 import jax
 import ml_collections
 import numpy as np
+from flax import nnx
+from flax.core import spmd as flax_spmd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 BATCH_AXES = ("data", "fsdp")
@@ -49,3 +52,47 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 def data_parallel_size(mesh: Mesh) -> int:
   return math.prod(mesh.shape[a] for a in BATCH_AXES)
+
+
+# Logical axis rules: a config's `sharding.rules` is a tuple of (logical name, mesh axis | axes | None).
+def rules_from_config(rules) -> tuple[tuple[str, str | tuple[str, ...] | None], ...]:
+  """`((name, axes), ...)` with list values turned into tuples (JSON round trips make lists)."""
+  return tuple((name, tuple(axes) if isinstance(axes, list | tuple) else axes) for name, axes in rules)
+
+
+def logical_spec(names: tuple[str | None, ...], rules) -> PartitionSpec:
+  """PartitionSpec of an array whose axes have logical `names`, under `rules` (every name must have one)."""
+  table = dict(rules)
+  missing = [n for n in names if n is not None and n not in table]
+  if missing:
+    raise ValueError(f"no sharding rule for logical axes {missing}; rules cover {sorted(table)}")
+  return PartitionSpec(*(table[n] if n is not None else None for n in names))
+
+
+def logical_constraint(x: jax.Array, names: tuple[str, ...]) -> jax.Array:
+  """`with_sharding_constraint` by logical names, when a mesh (jax.set_mesh) and logical axis rules
+  (nnx.logical_axis_rules) are in context; `x` unchanged otherwise (single-device use, sampling)."""
+  rules = flax_spmd.get_logical_axis_rules()
+  if not rules or jax.sharding.get_abstract_mesh().empty:
+    return x
+  return jax.lax.with_sharding_constraint(x, logical_spec(names, rules))
+
+
+def state_shardings(abstract_state, mesh: Mesh, rules):
+  """NamedShardings of a state pytree whose nnx Variables carry logical axis metadata (parameters and the
+  optimizer moments that mirror them); anything else is replicated."""
+  with flax_spmd.logical_axis_rules(rules):
+    specs = nnx.get_partition_spec(abstract_state)
+  is_spec = lambda x: isinstance(x, PartitionSpec)
+  return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs, is_leaf=is_spec)
+
+
+def describe_shardings(shardings) -> dict[str, list]:
+  """`{"path/to/leaf": [mesh axes per dim]}`: a readable, JSON-ready description (for golden files)."""
+  flat = jax.tree_util.tree_flatten_with_path(shardings, is_leaf=lambda x: isinstance(x, NamedSharding))[0]
+  name = lambda path: "/".join(
+    str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
+    for k in path
+    if getattr(k, "name", "") != "value"
+  )
+  return {name(path): [list(a) if isinstance(a, tuple) else a for a in s.spec] for path, s in flat}

@@ -17,8 +17,9 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-# VideoPoet's special tokens (Table 4), plus padding, a mask token for COMMIT-style conditioning and a
-# duration token. Their order fixes their ids: append, never reorder.
+# VideoPoet's special tokens (Table 4), plus padding, a mask token for COMMIT-style conditioning, a
+# duration token and `<emb>`, the placeholder at positions that an external text embedding fills. Their
+# order fixes their ids: append, never reorder.
 SPECIAL_TOKENS = (
   "<pad>",
   "<bos>",
@@ -38,6 +39,7 @@ SPECIAL_TOKENS = (
   "<eos>",
   "<mask>",
   "<dur>",
+  "<emb>",
 )
 # Ids reserved for special and task tokens before the first media id (VideoPoet reserves 256).
 RESERVED_IDS = 256

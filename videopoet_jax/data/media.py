@@ -96,9 +96,7 @@ def write_video(path: str, frames: np.ndarray, fps: float, display_size: int | N
 
   `display_size` upscales with nearest neighbour for viewing small clips.
   """
-  if display_size and display_size != frames.shape[1]:
-    scale = max(1, display_size // frames.shape[1])
-    frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+  frames = upscale(frames, display_size)
   if path.endswith(".gif"):
     imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)
     return
@@ -109,6 +107,20 @@ def write_video(path: str, frames: np.ndarray, fps: float, display_size: int | N
   for frame in frames:
     writer.append_data(frame)
   writer.close()
+
+
+def write_image(path: str, image: np.ndarray, display_size: int | None = None) -> None:
+  """Writes a `[H, W, 3]` uint8 image (png/jpg by extension), upscaled (nearest) to `display_size`."""
+  Image.fromarray(upscale(image, display_size)).save(path)
+
+
+def upscale(pixels: np.ndarray, display_size: int | None) -> np.ndarray:
+  """`[..., H, W, 3]` -> nearest-neighbour upscaled by the whole factor that brings H to `display_size`."""
+  height = pixels.shape[-3]
+  if not display_size or display_size <= height:
+    return pixels
+  scale = display_size // height
+  return pixels.repeat(scale, axis=-3).repeat(scale, axis=-2)
 
 
 def read_audio(path: str, sample_rate: int) -> np.ndarray:
@@ -162,7 +174,7 @@ def write_video_with_audio(
     write_video(silent, frames, fps, display_size)
     write_audio(sound, wave, sample_rate)
     command = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", silent, "-i", sound]
-    command += ["-c:v", "copy", "-c:a", "aac", "-shortest", path]
+    command += ["-c:v", "copy", "-c:a", "aac", path]  # the whole video, even where the audio is shorter
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode:
       raise MediaError(f"ffmpeg could not mux audio into {path}: {result.stderr.decode(errors='replace')}")

@@ -217,9 +217,10 @@ def generate(model, prompt, schedule, settings, rng, **options) -> jax.Array:
   return _generate_loop(graphdef, params, settings=settings, **inputs)
 
 
-def generate_stepwise(model, prompt, schedule, settings, rng, **options) -> jax.Array:
-  """`generate` with the loop in Python: one jitted call per output token (same tokens; for streaming,
-  debugging and benchmark B6). Arguments and result as `generate`."""
+def generate_stepwise(model, prompt, schedule, settings, rng, on_token=None, **options) -> jax.Array:
+  """`generate` with the loop in Python: one jitted call per output token (same tokens; for progress bars,
+  streaming, debugging and benchmark B6). Arguments and result as `generate`; `on_token()` (optional) is
+  called after each output token."""
   inputs = prepare(model, prompt, schedule, settings, rng, **options)
   graphdef, params = _split(model)
   filters, prefix_length = inputs["filters"], inputs["prefix_length"]
@@ -229,4 +230,10 @@ def generate_stepwise(model, prompt, schedule, settings, rng, **options) -> jax.
   prompt_length = inputs["prompt"].shape[1]
   for _ in range(schedule.length - 1):
     state = _advance_jit(graphdef, params, state, prompt_length, prefix_length, schedule, settings, filters)
-  return _finish_jit(state, schedule, settings, filters)
+    if on_token is not None:
+      jax.block_until_ready(state.step)
+      on_token()
+  tokens = _finish_jit(state, schedule, settings, filters)
+  if on_token is not None:
+    on_token()
+  return tokens

@@ -23,6 +23,7 @@ class KVCache:
 
   k: tuple[jax.Array, ...]  # per layer [B, heads, max_len, head_dim]
   v: tuple[jax.Array, ...]  # per layer [B, heads, max_len, head_dim]
+  valid: jax.Array  # [B, max_len] bool: False hides a slot from every query (left padding of prompts)
 
   @classmethod
   def zeros(cls, depth: int, batch: int, max_length: int, heads: int, head_dim: int, dtype=jnp.float32):
@@ -31,6 +32,7 @@ class KVCache:
     return cls(
       k=tuple(jnp.zeros(shape, dtype) for _ in range(depth)),
       v=tuple(jnp.zeros(shape, dtype) for _ in range(depth)),
+      valid=jnp.ones((batch, max_length), bool),
     )
 
   @property
@@ -53,4 +55,8 @@ class KVCache:
     """Writes `k, v [B, heads, S, head_dim]` of layer `index` into slots start .. start + S - 1."""
     update = lambda cache, new: jax.lax.dynamic_update_slice_in_dim(cache, new.astype(cache.dtype), start, 2)
     replace = lambda arrays, new: arrays[:index] + (update(arrays[index], new),) + arrays[index + 1 :]
-    return KVCache(k=replace(self.k, k), v=replace(self.v, v))
+    return self.replace(k=replace(self.k, k), v=replace(self.v, v))
+
+  def mark_valid(self, start: int | jax.Array, valid: jax.Array) -> KVCache:
+    """Sets slots start .. start + S - 1 visible (True) or hidden (False) from `valid [B, S]` bool."""
+    return self.replace(valid=jax.lax.dynamic_update_slice_in_dim(self.valid, valid.astype(bool), start, 1))

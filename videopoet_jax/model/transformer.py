@@ -7,7 +7,16 @@ padding is handled by the caller's loss mask. Parameters carry logical axis name
 
 Sampling (videopoet_jax/decoding) runs `extend` over the whole prefix (prefill), then one token at a time
 with a `KVCache` (model/kv_cache.py: per layer k and v `[B, heads, max_len, head_dim]`); the result equals
-recomputing the whole sequence (tested).
+recomputing the whole sequence (tested). `key_valid [B, S]` (default all True) hides keys from every
+query: sampling left-pads prompts of different lengths with `<pad>` and hides them, so a padded prompt
+computes exactly what the unpadded one does (RoPE is relative).
+
+External text embeddings (e.g. T5, `model.text_embedding_dim > 0`) enter through a linear projection: the
+prefix positions holding `<emb>` placeholders get the projected row `text_slots[b, s]` of
+`text_embedding [B, L, D]` instead of a token embedding. Activations carry logical sharding constraints
+(ACTIVATION_AXES, LOGITS_AXES), applied when a mesh and logical axis rules are in context.
+The training loss is computed in chunks of `model.logits_chunk` positions (`token_losses`), so the
+`[B, S, vocab]` logits never exist at once.
 """
 
 from __future__ import annotations
@@ -17,8 +26,18 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from videopoet_jax import sharding
 from videopoet_jax.model.kv_cache import KVCache
 
+# Logical axes of the residual stream `[B, S, W]` and of logits `[B, S, V]` (activation names are separate
+# from the parameters' so the rules can place them differently, as in MaxText).
+ACTIVATION_AXES = ("activation_batch", "activation_length", "activation_embed")
+LOGITS_AXES = ("activation_batch", "activation_length", "activation_vocab")
+# jax.checkpoint policies by `model.remat` name ("none": keep every activation).
+REMAT_POLICIES = {
+  "full": jax.checkpoint_policies.nothing_saveable,
+  "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
 # Attention logits of masked pairs.
 MASKED_LOGIT = -1e30
 RMS_EPSILON = 1e-6
@@ -49,14 +68,22 @@ def logical_axes(*names: str) -> dict:
   return {"out_sharding": names, "eager_sharding": False}
 
 
-def _dense(cin: int, cout: int, axes: tuple[str, str], rngs) -> nnx.Linear:
-  return nnx.Linear(cin, cout, use_bias=False, kernel_metadata=logical_axes(*axes), rngs=rngs)
+def _dense(cin: int, cout: int, axes: tuple[str, str], model: ml_collections.ConfigDict, rngs) -> nnx.Linear:
+  return nnx.Linear(
+    cin,
+    cout,
+    use_bias=False,
+    dtype=jnp.dtype(model.dtype),
+    param_dtype=jnp.dtype(model.param_dtype),
+    kernel_metadata=logical_axes(*axes),
+    rngs=rngs,
+  )
 
 
 class RMSNorm(nnx.Module):
-  def __init__(self, width: int, *, rngs):
+  def __init__(self, width: int, param_dtype: str = "float32", *, rngs):
     del rngs
-    self.scale = nnx.Param(jnp.ones((width,)), **logical_axes("embed"))
+    self.scale = nnx.Param(jnp.ones((width,), jnp.dtype(param_dtype)), **logical_axes("embed"))
 
   def __call__(self, x: jax.Array) -> jax.Array:
     variance = jnp.mean(jnp.square(x.astype(jnp.float32)), axis=-1, keepdims=True)
@@ -67,10 +94,10 @@ class Attention(nnx.Module):
   def __init__(self, model: ml_collections.ConfigDict, *, rngs):
     self.heads, self.head_dim, self.rope_base = model.heads, model.head_dim, model.rope_base
     inner = model.heads * model.head_dim
-    self.query = _dense(model.width, inner, ("embed", "heads"), rngs)
-    self.key = _dense(model.width, inner, ("embed", "heads"), rngs)
-    self.value = _dense(model.width, inner, ("embed", "heads"), rngs)
-    self.out = _dense(inner, model.width, ("heads", "embed"), rngs)
+    self.query = _dense(model.width, inner, ("embed", "heads"), model, rngs)
+    self.key = _dense(model.width, inner, ("embed", "heads"), model, rngs)
+    self.value = _dense(model.width, inner, ("embed", "heads"), model, rngs)
+    self.out = _dense(inner, model.width, ("heads", "embed"), model, rngs)
 
   def project(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """`[B, S, W]` -> rotated q, k and v, each `[B, S, H, D]`."""
@@ -91,13 +118,20 @@ class Attention(nnx.Module):
     return self.out(out.reshape(*out.shape[:2], -1))
 
 
+def _check_tokens(tokens: jax.Array, prefix_length: jax.Array) -> None:
+  if tokens.ndim != 2 or prefix_length.shape != tokens.shape[:1]:
+    raise ValueError(
+      f"tokens must be [B, S] with prefix_length [B], got {tokens.shape}, {prefix_length.shape}"
+    )
+
+
 class MLP(nnx.Module):
   """SwiGLU: out(silu(gate(x)) * up(x))."""
 
   def __init__(self, model: ml_collections.ConfigDict, *, rngs):
-    self.gate = _dense(model.width, model.mlp_dim, ("embed", "mlp"), rngs)
-    self.up = _dense(model.width, model.mlp_dim, ("embed", "mlp"), rngs)
-    self.out = _dense(model.mlp_dim, model.width, ("mlp", "embed"), rngs)
+    self.gate = _dense(model.width, model.mlp_dim, ("embed", "mlp"), model, rngs)
+    self.up = _dense(model.width, model.mlp_dim, ("embed", "mlp"), model, rngs)
+    self.out = _dense(model.mlp_dim, model.width, ("mlp", "embed"), model, rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.out(jax.nn.silu(self.gate(x)) * self.up(x))
@@ -105,70 +139,152 @@ class MLP(nnx.Module):
 
 class Block(nnx.Module):
   def __init__(self, model: ml_collections.ConfigDict, *, rngs):
-    self.attention_norm = RMSNorm(model.width, rngs=rngs)
+    self.attention_norm = RMSNorm(model.width, model.param_dtype, rngs=rngs)
     self.attention = Attention(model, rngs=rngs)
-    self.mlp_norm = RMSNorm(model.width, rngs=rngs)
+    self.mlp_norm = RMSNorm(model.width, model.param_dtype, rngs=rngs)
     self.mlp = MLP(model, rngs=rngs)
 
-  def __call__(self, x, positions, key_positions, prefix_length, cache=None, cache_index=None, layer=None):
+  def __call__(
+    self, x, positions, key_positions, prefix_length, cache=None, cache_index=None, layer=None, key_valid=None
+  ):
     """`x [B, S, W]` at `positions [S]`; with a `KVCache` the new keys and values are written into layer
-    `layer` at slot `cache_index` and attention runs over the cache at `key_positions [L]`.
-    Returns `(x, cache)`."""
+    `layer` at slot `cache_index` and attention runs over the cache at `key_positions [L]`; `key_valid
+    [B, L]` (optional) hides keys. Returns `(x, cache)`."""
     q, k, v = self.attention.project(self.attention_norm(x), positions)
     k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, H, S, D]
     if cache is not None:
       cache = cache.write(layer, cache_index, k, v)
       k, v = cache.layer(layer)
     mask = prefix_lm_mask(positions, key_positions, prefix_length)
-    x = x + self.attention.attend(q, k, v, mask)
-    return x + self.mlp(self.mlp_norm(x)), cache
+    if key_valid is not None:
+      mask = mask & key_valid[:, None, :]
+    x = sharding.logical_constraint(x + self.attention.attend(q, k, v, mask), ACTIVATION_AXES)
+    return sharding.logical_constraint(x + self.mlp(self.mlp_norm(x)), ACTIVATION_AXES), cache
 
 
 class Transformer(nnx.Module):
   """The prefix LM. `model` keys: vocab_size, width, depth, heads, head_dim, mlp_dim, rope_base,
-  tied_embeddings."""
+  tied_embeddings, text_embedding_dim (0: none), dtype / param_dtype (compute / storage), remat ("none" |
+  "full" | "dots"), logits_chunk (positions per loss chunk)."""
 
   def __init__(self, model: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     self.model = model
+    if model.remat != "none" and model.remat not in REMAT_POLICIES:
+      raise ValueError(f"unknown remat policy {model.remat!r}: none, {', '.join(REMAT_POLICIES)}")
     self.embed = nnx.Embed(
       model.vocab_size,
       model.width,
-      embedding_init=nnx.initializers.normal(1.0),
+      dtype=jnp.dtype(model.dtype),
+      param_dtype=jnp.dtype(model.param_dtype),
+      # std 1/sqrt(width): the tied output layer then starts with unit-scale logits (pre-norm blocks do
+      # not mind the small input embeddings).
+      embedding_init=nnx.initializers.normal(model.width**-0.5),
       embedding_metadata=logical_axes("vocab", "embed"),
       rngs=rngs,
     )
-    self.blocks = nnx.List([Block(model, rngs=rngs) for _ in range(model.depth)])
-    self.final_norm = RMSNorm(model.width, rngs=rngs)
-    self.head = (
-      None if model.tied_embeddings else _dense(model.width, model.vocab_size, ("embed", "vocab"), rngs)
+    self.text_projection = (
+      _dense(model.text_embedding_dim, model.width, ("text_embed", "embed"), model, rngs)
+      if model.text_embedding_dim
+      else None
     )
+    self.blocks = nnx.List([Block(model, rngs=rngs) for _ in range(model.depth)])
+    self.final_norm = RMSNorm(model.width, model.param_dtype, rngs=rngs)
+    self.head = (
+      None
+      if model.tied_embeddings
+      else _dense(model.width, model.vocab_size, ("embed", "vocab"), model, rngs)
+    )
+
+  def embed_inputs(self, tokens: jax.Array, text_embedding=None, text_slots=None) -> jax.Array:
+    """`[B, S]` ids (+ `text_embedding [B, L, D]`, `text_slots [B, S]` rows or -1) -> `[B, S, W]`."""
+    x = self.embed(tokens)
+    if text_embedding is None:
+      return sharding.logical_constraint(x, ACTIVATION_AXES)
+    if self.text_projection is None:
+      raise ValueError("this model has no text projection (model.text_embedding_dim = 0)")
+    if text_slots is None or text_slots.shape != tokens.shape or text_embedding.ndim != 3:
+      raise ValueError(
+        f"text_embedding must be [B, L, D] with text_slots [B, S] = tokens' shape {tokens.shape}"
+      )
+    rows = jnp.take_along_axis(text_embedding, jnp.maximum(text_slots, 0)[..., None], axis=1)
+    x = jnp.where((text_slots >= 0)[..., None], self.text_projection(rows.astype(x.dtype)), x)
+    return sharding.logical_constraint(x, ACTIVATION_AXES)
+
+  def output_kernel(self) -> jax.Array:
+    """`[W, vocab]` matrix mapping normed hidden states to logits."""
+    return self.embed.embedding.value.T if self.head is None else self.head.kernel.value
 
   def logits(self, x: jax.Array) -> jax.Array:
     """Final hidden states `[B, S, W]` -> `[B, S, vocab]` logits."""
     x = self.final_norm(x)
-    return self.embed.attend(x) if self.head is None else self.head(x)
+    logits = self.embed.attend(x) if self.head is None else self.head(x)
+    return sharding.logical_constraint(logits, LOGITS_AXES)
 
-  def hidden(self, tokens: jax.Array, prefix_length: jax.Array) -> jax.Array:
-    """Full-sequence pass: `[B, S]` ids -> final hidden states `[B, S, W]` (before the norm)."""
+  def hidden(
+    self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None, key_valid=None
+  ):
+    """Full-sequence pass: `[B, S]` ids -> final hidden states `[B, S, W]` (before the norm); blocks are
+    rematerialized in the backward pass per `model.remat`."""
     positions = jnp.arange(tokens.shape[1])
-    x = self.embed(tokens)
+    x = self.embed_inputs(tokens, text_embedding, text_slots)
+    run = lambda block, x: block(x, positions, positions, prefix_length, key_valid=key_valid)[0]
+    if self.model.remat != "none":
+      run = nnx.remat(run, policy=REMAT_POLICIES[self.model.remat])
     for block in self.blocks:
-      x, _ = block(x, positions, positions, prefix_length)
+      x = run(block, x)
     return x
 
-  def __call__(self, tokens: jax.Array, prefix_length: jax.Array) -> jax.Array:
+  def __call__(
+    self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None, key_valid=None
+  ):
     """`[B, S]` int32 ids, `[B]` prefix lengths -> `[B, S, vocab]` logits (position i predicts i + 1)."""
-    if tokens.ndim != 2 or prefix_length.shape != tokens.shape[:1]:
-      raise ValueError(
-        f"tokens must be [B, S] with prefix_length [B], got {tokens.shape}, {prefix_length.shape}"
-      )
-    return self.logits(self.hidden(tokens, prefix_length))
+    _check_tokens(tokens, prefix_length)
+    return self.logits(self.hidden(tokens, prefix_length, text_embedding, text_slots, key_valid))
+
+  def token_losses(
+    self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None
+  ) -> tuple[jax.Array, jax.Array]:
+    """Next-token negative log-likelihood and correctness (argmax == next id), both `[B, S - 1]` float32
+    for targets `tokens[:, 1:]`; logits are made `model.logits_chunk` positions at a time and recomputed
+    in the backward pass."""
+    _check_tokens(tokens, prefix_length)
+    x = self.final_norm(self.hidden(tokens, prefix_length, text_embedding, text_slots))[:, :-1]
+    targets = tokens[:, 1:]
+    kernel = self.output_kernel()
+    chunk = min(self.model.logits_chunk, targets.shape[1])
+    pad = -targets.shape[1] % chunk
+    x = jnp.pad(x, ((0, 0), (0, pad), (0, 0)))
+    padded_targets = jnp.pad(targets, ((0, 0), (0, pad)))
+    b, s, w = x.shape
+
+    @jax.checkpoint
+    def chunk_losses(x_chunk, target_chunk):
+      logits = jnp.einsum("bsw,wv->bsv", x_chunk, kernel.astype(x_chunk.dtype)).astype(jnp.float32)
+      logits = sharding.logical_constraint(logits, LOGITS_AXES)
+      log_probs = jax.nn.log_softmax(logits, axis=-1)
+      nll = -jnp.take_along_axis(log_probs, target_chunk[..., None], axis=-1)[..., 0]
+      return nll, (jnp.argmax(logits, axis=-1) == target_chunk).astype(jnp.float32)
+
+    x_chunks = x.reshape(b, s // chunk, chunk, w).swapaxes(0, 1)
+    t_chunks = padded_targets.reshape(b, s // chunk, chunk).swapaxes(0, 1)
+    nll, correct = jax.lax.map(lambda args: chunk_losses(*args), (x_chunks, t_chunks))
+    unchunk = lambda a: a.swapaxes(0, 1).reshape(b, s)[:, : targets.shape[1]]
+    return unchunk(nll), unchunk(correct)
 
   def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> KVCache:
     """Empty key/value cache: per layer k and v `[batch, heads, max_length, head_dim]`."""
     return KVCache.zeros(len(self.blocks), batch, max_length, self.model.heads, self.model.head_dim, dtype)
 
-  def extend(self, tokens: jax.Array, start: int | jax.Array, prefix_length: jax.Array, cache: KVCache):
+  def extend(
+    self,
+    tokens: jax.Array,
+    start: int | jax.Array,
+    prefix_length: jax.Array,
+    cache: KVCache,
+    text_embedding=None,
+    text_slots=None,
+    key_valid=None,
+  ):
     """Runs `tokens [B, S]` at positions start .. start + S - 1 against the cache (keys beyond the written
     ones are masked by position). Returns `(logits [B, S, vocab], cache)`; prefill is extend at 0."""
     if cache.depth != len(self.blocks) or cache.batch_size != tokens.shape[0]:
@@ -177,7 +293,9 @@ class Transformer(nnx.Module):
     key_positions = jnp.arange(cache.max_length)
     # Cache slots not yet written hold zeros; they are at positions > every query, so the causal part of
     # the mask hides them, and the prefix part only reaches written slots when the prefix was prefilled.
-    x = self.embed(tokens)
+    if key_valid is not None:
+      cache = cache.mark_valid(start, key_valid)
+    x = self.embed_inputs(tokens, text_embedding, text_slots)
     for layer, block in enumerate(self.blocks):
-      x, cache = block(x, positions, key_positions, prefix_length, cache, start, layer)
+      x, cache = block(x, positions, key_positions, prefix_length, cache, start, layer, cache.valid)
     return self.logits(x), cache

@@ -1,7 +1,8 @@
 """Orbax checkpointing: async, atomic, keep-last-N, with the resolved config saved beside every step.
 
-A workdir holds `checkpoints/<step>/{state,config}`; `config` is the JSON of the run's resolved config and
-is compared with the requested config before anything is restored.
+A workdir holds `checkpoints/<step>/{state,config}` (+ `data`, the grain iterator's position, for trainers
+that read through one); `config` is the JSON of the run's resolved config and is compared with the
+requested config before anything is restored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from videopoet_jax import config_utils
+from videopoet_jax.data import token_pipeline
 
 CHECKPOINT_SUBDIR = "checkpoints"
 
@@ -36,15 +38,17 @@ def save(
   state: Any,
   config: ml_collections.ConfigDict,
   force: bool = False,
+  data_iterator=None,
 ) -> bool:
-  """Saves `state` (any pytree) and the config JSON at `step` (asynchronously when enabled)."""
-  return manager.save(
-    step,
-    args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_utils.to_json_dict(config))
-    ),
-    force=force,
-  )
+  """Saves `state` (any pytree), the config JSON and `data_iterator`'s state (a grain iterator, if given)
+  at `step` (asynchronously when enabled)."""
+  items = {
+    "state": ocp.args.StandardSave(state),
+    "config": ocp.args.JsonSave(config_utils.to_json_dict(config)),
+  }
+  if data_iterator is not None:
+    items["data"] = token_pipeline.checkpoint_args(data_iterator)
+  return manager.save(step, args=ocp.args.Composite(**items), force=force)
 
 
 def read_config(manager: ocp.CheckpointManager, step: int | None = None) -> dict[str, Any]:
@@ -58,10 +62,12 @@ def restore(
   abstract_state: Any,
   config: ml_collections.ConfigDict,
   step: int | None = None,
+  data_iterator=None,
 ) -> tuple[Any, int]:
   """Restores `(state, step)` from `step` (default: latest) after checking the architecture matches.
 
   `abstract_state` is a pytree of jax.ShapeDtypeStruct (with shardings) that fixes structure and placement.
+  A given `data_iterator` (grain) is moved to the position saved with the step.
   """
   step = manager.latest_step() if step is None else step
   if step is None:
@@ -69,5 +75,8 @@ def restore(
   config_utils.check_architecture(
     read_config(manager, step), config_utils.to_json_dict(config), str(manager.directory)
   )
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+  items = {"state": ocp.args.StandardRestore(abstract_state)}
+  if data_iterator is not None:
+    items["data"] = token_pipeline.checkpoint_args(data_iterator, restore=True)
+  restored = manager.restore(step, args=ocp.args.Composite(**items))
   return restored.state, step

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from videopoet_jax import sharding
+from videopoet_jax.training import loop
 
 
 class DataParallelTrainer:
@@ -57,3 +58,9 @@ class DataParallelTrainer:
 
   def put_batch(self, batch: np.ndarray) -> jax.Array:
     return jax.device_put(batch, self.batch_sharding)
+
+  def summarize(self, window: list[dict]) -> dict[str, float]:
+    """Means of the scalar metrics plus `usage_stats` of the code counts summed over the window."""
+    counts = sum(np.asarray(m[loop.CODE_COUNTS]) for m in window)
+    scalars = [{k: v for k, v in m.items() if k != loop.CODE_COUNTS} for m in window]
+    return {**loop.mean_metrics(scalars), **self.usage_stats(counts)}

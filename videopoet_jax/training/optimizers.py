@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import jax
 import ml_collections
 import optax
+
+
+def warmup_cosine(train: ml_collections.ConfigDict, lr_scale: float = 1.0) -> optax.Schedule:
+  """Linear warmup over train.warmup_steps to train.learning_rate * lr_scale, then cosine decay to 0."""
+  return optax.warmup_cosine_decay_schedule(
+    0.0, train.learning_rate * lr_scale, train.warmup_steps, max(train.steps, train.warmup_steps + 1)
+  )
 
 
 def adam_warmup_cosine(
   train: ml_collections.ConfigDict, lr_scale: float = 1.0
 ) -> optax.GradientTransformation:
   """Adam with linear warmup + cosine decay and global-norm clipping."""
-  schedule = optax.warmup_cosine_decay_schedule(
-    0.0, train.learning_rate * lr_scale, train.warmup_steps, max(train.steps, train.warmup_steps + 1)
-  )
   return optax.chain(
-    optax.clip_by_global_norm(train.grad_clip), optax.adam(schedule, b1=train.b1, b2=train.b2)
+    optax.clip_by_global_norm(train.grad_clip),
+    optax.adam(warmup_cosine(train, lr_scale), b1=train.b1, b2=train.b2),
+  )
+
+
+def adamw_warmup_cosine(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW (decay on matrices only, not norm scales) with warmup + cosine and global-norm clipping."""
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
+  return optax.chain(
+    optax.clip_by_global_norm(train.grad_clip),
+    optax.adamw(
+      warmup_cosine(train), b1=train.b1, b2=train.b2, weight_decay=train.weight_decay, mask=decay_mask
+    ),
   )

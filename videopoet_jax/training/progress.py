@@ -32,10 +32,14 @@ class ProgressLogger:
     self.last_step, self.last_time = start_step, None
     self.started = time.time()
 
-  def log(self, step: int, metrics: dict[str, float]) -> None:
+  def log(self, step: int, metrics: dict[str, float], timed: bool = True) -> None:
+    """Writes `metrics` at `step`; `timed=False` (e.g. evaluation) reports no speed and does not reset the
+    speed measurement."""
     now = time.time()
-    rate = (step - self.last_step) / (now - self.last_time) if self.last_time else float("nan")
-    self.last_step, self.last_time = step, now
+    rate = float("nan")
+    if timed:
+      rate = (step - self.last_step) / (now - self.last_time) if self.last_time else float("nan")
+      self.last_step, self.last_time = step, now
     eta = (self.total_steps - step) / rate if rate == rate and rate > 0 else float("nan")
     for key, value in metrics.items():
       self.writer.add_scalar(key, value, step)

@@ -195,9 +195,6 @@ class Trainer(data_parallel.DataParallelTrainer):
   def export_params(self, state: TrainState) -> nnx.State:
     return state.ema_params
 
-  def put_batch(self, batch: np.ndarray) -> jax.Array:
-    return jax.device_put(batch, self.batch_sharding)
-
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) in `workdir`; returns the final state."""

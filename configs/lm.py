@@ -1,0 +1,198 @@
+"""The multimodal prefix LM (stage 2), trained on token shards written by tokenizers/encode.py.
+
+Usage:
+  python tokenizers/encode.py --dataset=shapes_world --audio_tokenizer=videopoet_jax/assets/audio_tokenizer \
+      --out=tokens/shapes_world
+  python train.py --config=configs/lm.py:demo --workdir=runs/lm_demo
+  python train.py --config=configs/lm.py:demo --workdir=runs/lm --config.data.tokens_dir=tokens/mine
+
+Variants:
+  tiny   -- the tests: a few seconds per step on CPU, synthetic token shards.
+  demo   -- this 2-core CPU: shapes_world tokenized by the bundled tokenizers (5x8x8 video ids of 14 bits,
+            4 x 106 audio ids of 10 bits), every task.
+  300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
+            text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
+            counts name the transformer body; the 300k-entry embedding and output matrices add
+            2 x 300k x width on top.
+
+The vocabulary size is derived from the `vocab` section and the task registry; the trainer checks the
+`vocab` and `layout` sections against the token shards' manifest.
+"""
+
+import ml_collections
+
+from videopoet_jax import tasks
+from videopoet_jax.config_utils import parse_arg
+
+# Mixture weights of the demo and accelerator variants (every task; the tiny variant uses the same).
+TASK_WEIGHTS = {
+  "unconditional_video": 0.5,
+  "text_to_video": 2.0,
+  "text_to_image": 1.0,
+  "image_to_video": 1.0,
+  "continuation": 1.0,
+  "inpaint": 1.0,
+  "outpaint": 1.0,
+  "stylize": 1.0,
+  "video_to_audio": 1.0,
+  "audio_to_video": 0.5,
+}
+
+# Logical axis -> mesh axes. Parameters: "embed" over fsdp, the wide dims over tensor. Activations: batch
+# over (data, fsdp), the residual stream replicated over tensor, logits split over tensor by vocabulary.
+SHARDING_RULES = (
+  ("activation_batch", ("data", "fsdp")),
+  ("activation_length", None),
+  ("activation_embed", None),
+  ("activation_vocab", "tensor"),
+  ("vocab", "tensor"),
+  ("embed", "fsdp"),
+  ("text_embed", None),
+  ("heads", "tensor"),
+  ("mlp", "tensor"),
+)
+
+# (width, depth, heads, head_dim, mlp_dim) of each size.
+SIZES = {
+  "tiny": (32, 2, 2, 16, 64),
+  "demo": (192, 4, 3, 64, 512),
+  "300m": (1024, 24, 16, 64, 2816),
+  "1b": (2048, 24, 16, 128, 5632),
+  "8b": (4096, 32, 32, 128, 14336),
+}
+
+
+def get_config(arg=None):
+  """Returns the LM config for `arg` (a variant name plus optional key=value items)."""
+  arg = parse_arg(arg, variant="demo")
+  if arg.variant not in SIZES:
+    raise ValueError(f"unknown LM variant {arg.variant!r}; known: {', '.join(SIZES)}")
+  config = ml_collections.ConfigDict()
+  config.trainer = "lm"
+  config.variant = arg.variant
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  # Token shards of tokenizers/encode.py, and the splits trained and evaluated on.
+  config.data.tokens_dir = "tokens/shapes_world"
+  config.data.train_split = "train"
+  config.data.eval_split = "validation"
+  config.data.read_threads = 1
+
+  # Token id ranges (videopoet_jax/vocab.py); must match the token shards' tokenizers.
+  config.vocab = ml_collections.ConfigDict()
+  config.vocab.video_bits = 14
+  config.vocab.audio_levels = 4
+  config.vocab.audio_codebook_size = 1024
+  # Text pieces (an upper bound of the sentencepiece model's size); 0 with external embeddings only.
+  config.vocab.text_size = 512
+
+  # Tokens per stream (videopoet_jax/tasks/sequence.py Layout).
+  config.layout = ml_collections.ConfigDict()
+  config.layout.latent_shape = (5, 8, 8)
+  config.layout.audio_levels = 4
+  config.layout.audio_frames = 106
+  config.layout.text_budget = 16
+  # Latent frames that condition a continuation: 3 latent frames = the first 9 frames (~1 s at 8 fps).
+  config.layout.context_frames = 3
+
+  width, depth, heads, head_dim, mlp_dim = SIZES[arg.variant]
+  config.model = ml_collections.ConfigDict()
+  config.model.width = width
+  config.model.depth = depth
+  config.model.heads = heads
+  config.model.head_dim = head_dim
+  config.model.mlp_dim = mlp_dim
+  config.model.rope_base = 10_000.0
+  config.model.tied_embeddings = False
+  # Width of external text embeddings projected into the prefix (0: text enters as sentencepiece ids).
+  config.model.text_embedding_dim = 0
+  config.model.dtype = "float32"
+  config.model.param_dtype = "float32"
+  # Activation rematerialization in the backward pass: "none" | "full" | "dots".
+  config.model.remat = "none"
+  # Positions per chunk of the vocabulary-sized logits in the loss.
+  config.model.logits_chunk = 256
+
+  config.mixture = ml_collections.ConfigDict()
+  config.mixture.weights = ml_collections.ConfigDict(dict(TASK_WEIGHTS))
+  # Tasks train together (one length group) while their longest sequences are within this fraction.
+  config.mixture.length_tolerance = 0.15
+  # Image-output tasks get early_image_share of the samples for the first early_fraction of the steps.
+  config.mixture.early_fraction = 0.25
+  config.mixture.early_image_share = 0.9
+  config.mixture.late_image_share = 0.1
+  # Fraction of examples whose guidance inputs (the text) are dropped, for classifier-free guidance.
+  config.mixture.guidance_drop_rate = 0.1
+
+  config.train = ml_collections.ConfigDict()
+  config.train.steps = 3000
+  # Sequences per step of the longest length group (shorter groups get proportionally more).
+  config.train.batch_size = 4
+  config.train.learning_rate = 1e-3
+  config.train.warmup_steps = 200
+  config.train.b1 = 0.9
+  config.train.b2 = 0.98
+  config.train.weight_decay = 0.01
+  config.train.grad_clip = 1.0
+  # EMA of the exported weights (0: export the trained weights).
+  config.train.ema_decay = 0.0
+  config.train.log_every = 25
+  config.train.checkpoint_every = 250
+  config.train.keep_checkpoints = 3
+  # Validation loss / accuracy per task every eval_every steps, on the first eval_examples examples.
+  config.train.eval_every = 250
+  config.train.eval_examples = 16
+  # A step whose loss or gradient is NaN/inf is skipped; this many in a row stop the run.
+  config.train.max_nonfinite_steps = 10
+
+  config.mesh = ml_collections.ConfigDict({"shape": (-1, 1, 1), "axes": ("data", "fsdp", "tensor")})
+  config.sharding = ml_collections.ConfigDict()
+  config.sharding.rules = SHARDING_RULES
+
+  if arg.variant == "demo":
+    # Half the demo's parameters are the 21k x 192 embedding: tie it with the output layer.
+    config.model.tied_embeddings = True
+  elif arg.variant == "tiny":
+    config.vocab.video_bits = 4
+    config.vocab.audio_levels = 2
+    config.vocab.audio_codebook_size = 8
+    config.vocab.text_size = 24
+    config.layout.latent_shape = (3, 2, 2)
+    config.layout.audio_levels = 2
+    config.layout.audio_frames = 6
+    config.layout.text_budget = 4
+    config.layout.context_frames = 2
+    config.mixture.length_tolerance = 0.5
+    config.train.steps = 20
+    config.train.batch_size = 8
+    config.train.warmup_steps = 5
+    config.train.log_every = 5
+    config.train.checkpoint_every = 10
+    config.train.eval_every = 10
+    config.train.eval_examples = 4
+    config.model.logits_chunk = 16
+  elif arg.variant in ("300m", "1b", "8b"):
+    config.vocab.video_bits = 18
+    config.vocab.text_size = 0
+    config.layout.latent_shape = (5, 16, 16)
+    config.layout.text_budget = 64
+    # T5-XL encoder outputs.
+    config.model.text_embedding_dim = 2048
+    config.model.dtype = "bfloat16"
+    config.model.param_dtype = "float32"
+    config.model.remat = "full"
+    config.model.logits_chunk = 512
+    config.train.steps = 300_000
+    config.train.batch_size = 1024
+    config.train.warmup_steps = 5000
+    config.train.ema_decay = 0.9999
+    config.train.log_every = 100
+    config.train.checkpoint_every = 2000
+    config.train.eval_every = 2000
+    config.train.eval_examples = 256
+    # Fully sharded data parallel over every device.
+    config.mesh.shape = (1, -1, 1)
+
+  config.model.vocab_size = tasks.vocabulary(config).size
+  return config

@@ -1,0 +1,223 @@
+"""sample.py and the Generator on a tiny untrained bundle (LM + tokenizers that fit each other)."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from videopoet_jax.data import media
+from videopoet_jax.decoding import sampler
+from videopoet_jax.decoding.generator import Generator, Sampling, settings_for
+from videopoet_jax.decoding.schedule import schedule_from_segments
+from videopoet_jax.tasks import registry, sequence
+from videopoet_jax.tokenizers import pretrained
+
+from conftest import REPO, make_tiny_bundle
+
+FPS, FRAMES, SIZE = 8, 9, 16  # the tiny video tokenizer's clip: 9 frames -> 3 x 2 x 2 ids
+CAPTIONS = ["a small red circle moving left", "a big blue square moving up", "a green triangle moving right"]
+GREEDY = {"video": Sampling(temperature=0.0), "audio": Sampling(temperature=0.0)}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+  """Paths of a tiny bundle: video and audio tokenizer exports, an LM export, one without stylize."""
+  return make_tiny_bundle(tmp_path_factory.mktemp("bundle"), CAPTIONS, FRAMES, SIZE, FPS)
+
+
+@pytest.fixture(scope="module")
+def generator(bundle):
+  return Generator.load(bundle["lm"], bundle["video_tokenizer"], bundle["audio_tokenizer"])
+
+
+@pytest.fixture(scope="module")
+def media_files(tmp_path_factory):
+  """An input video (24 fps, 40x30, 2 s), a png image and a png mask of the video's size."""
+  root = tmp_path_factory.mktemp("media")
+  rng = np.random.default_rng(0)
+  frames = rng.integers(0, 255, (48, 30, 40, 3), np.uint8)
+  media.write_video(str(root / "in.mp4"), frames, 24)
+  Image.fromarray(frames[0]).save(root / "image.png")
+  mask = np.zeros((30, 40), np.uint8)
+  mask[5:20, 10:30] = 255
+  Image.fromarray(mask).save(root / "mask.png")
+  Image.fromarray(mask[:10]).save(root / "small_mask.png")
+  return {
+    k: str(root / f) for k, f in (("video", "in.mp4"), ("image", "image.png"), ("mask", "mask.png"))
+  } | {
+    "small_mask": str(root / "small_mask.png"),
+    "root": str(root),
+  }
+
+
+def _load_sample():
+  spec = importlib.util.spec_from_file_location("sample_cli", REPO / "sample.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+SAMPLE = _load_sample()
+
+
+def _run(bundle, *args, checkpoint=None):
+  """Runs sample.py's main in this process; returns its printed summary (SystemExit propagates)."""
+  argv = ["sample.py", f"--checkpoint={checkpoint or bundle['lm']}"]
+  argv += [f"--video_tokenizer={bundle['video_tokenizer']}", f"--audio_tokenizer={bundle['audio_tokenizer']}"]
+  SAMPLE.FLAGS.unparse_flags()
+  SAMPLE.FLAGS([*argv, *args])
+  SAMPLE.main([])
+
+
+def _frames(path):
+  return media.read_video(str(path)).frames
+
+
+CASES = {
+  "text_to_video": ("--prompt=a red circle", "out.mp4", FRAMES),
+  "text_to_image": ("--prompt=a red circle", "out.png", None),
+  "image_to_video": ("--image={image}", "out.mp4", FRAMES),
+  "extend": ("--video={video}", "out.mp4", 16 + 8),  # 2 s at 8 fps, then one round of 8 new frames
+  "inpaint": ("--video={video}", "out.mp4", FRAMES),
+  "outpaint": ("--video={video}", "out.mp4", FRAMES),
+  "stylize": ("--video={video}", "out.mp4", FRAMES),
+  "video_to_audio": ("--video={video}", "out.wav", FRAMES),
+  "text_to_audio": ("--prompt=a red circle", "out.wav", FRAMES),
+}
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_every_task_writes_its_outputs(task, bundle, media_files, tmp_path, capsys):
+  argument, name, frames = CASES[task]
+  extra = ["--seconds=1"] if task == "extend" else []
+  extra += ["--prompt=a blue square"] if task == "stylize" else []
+  out = tmp_path / name
+  _run(bundle, f"--task={task}", argument.format(**media_files), f"--output={out}", "--num_samples=2", *extra)
+  assert "wrote" in capsys.readouterr().out
+  paths = [tmp_path / name.replace(".", f"_{i}.") for i in range(2)]
+  for path in paths:
+    if name.endswith(".png"):
+      assert np.asarray(Image.open(path)).shape == (SIZE, SIZE, 3)
+    elif name.endswith(".wav"):
+      wave, rate = soundfile.read(path)
+      assert rate == 16_000 and len(wave) == 6 * 40  # 6 audio frames of the tiny hop
+      assert _frames(str(path).replace(".wav", ".mp4")).shape[:2] == (frames, SIZE)
+    else:
+      assert _frames(path).shape == (frames, SIZE, SIZE, 3)
+
+
+def test_generation_is_deterministic_under_a_seed(generator):
+  sampling = {"video": Sampling(temperature=1.0)}
+  first = generator.text_to_video(CAPTIONS[:2], sampling, seed=3)
+  np.testing.assert_array_equal(first, generator.text_to_video(CAPTIONS[:2], sampling, seed=3))
+  assert not np.array_equal(first, generator.text_to_video(CAPTIONS[:2], sampling, seed=4))
+  assert first.shape == (2, FRAMES, SIZE, SIZE, 3) and first.dtype == np.uint8
+
+
+def test_structural_tokens_are_forced_and_ids_stay_in_their_ranges(generator):
+  vocab, layout = generator.vocab, generator.layout
+  for name in ("text_to_video", "video_to_audio"):
+    task = registry.get(name)
+    record = {"text": generator.encode_text(CAPTIONS[0])[0], "video": np.zeros(layout.latent_shape, int)}
+    prompt = sequence.build_prefix(task, record, vocab, layout).tokens[None]
+    schedule = schedule_from_segments(sequence.output_segments(task, vocab, layout))
+    settings = settings_for({"video": Sampling(temperature=5.0)})
+    tokens = np.asarray(sampler.generate(generator.model, prompt, schedule, settings, jax.random.key(0)))[0]
+    end = "<eov_o>" if name == "text_to_video" else "<eoa_o>"
+    assert list(tokens[-2:]) == [vocab.special(end), vocab.special("<eos>")]
+    # Every level's ids land in that level's range (to_local checks the ranges).
+    ids = sequence.to_local(task.output, tokens[:-2], vocab, layout)
+    assert ids.shape == ((3, 2, 2) if name == "text_to_video" else (3, 6))
+
+
+def test_guidance_runs_the_unconditional_branch(generator):
+  greedy = lambda scale, negative=None: generator.text_to_video(
+    CAPTIONS[:1], {"video": Sampling(temperature=0.0, guidance_scale=scale)}, 0, negative
+  )
+  plain = greedy(1.0)
+  np.testing.assert_array_equal(plain, generator.text_to_video(CAPTIONS[:1], GREEDY, 0))
+  guided, negative = greedy(4.0), greedy(4.0, "a green triangle")
+  assert not np.array_equal(plain, guided) and not np.array_equal(guided, negative)
+
+
+def test_left_padding_of_a_batch_does_not_change_a_sample(generator):
+  alone = generator.text_to_video(["red"], GREEDY, 0)
+  batched = generator.text_to_video(["red", "a big blue square moving up"], GREEDY, 0)
+  np.testing.assert_array_equal(alone[0], batched[0])
+
+
+BAD = [
+  (("--task=text_to_video", "--prompt= "), "the prompt is empty"),
+  (("--task=text_to_video",), "needs --prompt"),
+  (("--task=extend", "--video=/nonexistent.mp4", "--seconds=1"), "cannot open video"),
+  (("--task=extend", "--video={image}", "--seconds=1"), "is an image"),
+  (("--task=video_to_audio", "--video={bad}"), "cannot"),
+  (("--task=inpaint", "--video={video}", "--mask={small_mask}"), "the mask is 40x10"),
+  (("--task=inpaint", "--video={video}", "--box=30,5,10,20"), "does not lie inside"),
+  (("--task=extend", "--video={video}"), "needs --seconds"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_inputs_exit_with_one_line(args, message, bundle, media_files, tmp_path):
+  bad = tmp_path / "bad.mp4"
+  bad.write_bytes(b"not a video at all")
+  formatted = [a.format(**media_files, bad=bad) for a in args]
+  with pytest.raises(SystemExit, match=message) as exit_info:
+    _run(bundle, *formatted, f"--output={tmp_path / 'x.mp4'}")
+  assert str(exit_info.value).startswith("error: ") and "\n" not in str(exit_info.value)
+
+
+def test_wrong_checkpoints_and_untrained_tasks_are_refused(bundle, media_files, tmp_path):
+  out = f"--output={tmp_path / 'x.mp4'}"
+  with pytest.raises(SystemExit, match="holds a 'video_tokenizer' model, not a 'lm'"):
+    _run(bundle, "--task=text_to_video", "--prompt=red", out, checkpoint=bundle["video_tokenizer"])
+  with pytest.raises(SystemExit, match="not trained for stylize"):
+    _run(
+      bundle,
+      "--task=stylize",
+      "--prompt=red",
+      f"--video={media_files['video']}",
+      out,
+      checkpoint=bundle["lm_no_stylize"],
+    )
+  bundled_audio = "--audio_tokenizer=" + pretrained.bundled_path(
+    "audio_tokenizer"
+  )  # 4 x 1024 ids, not 3 x 16
+  with pytest.raises(SystemExit, match="tokenizers do not fit"):
+    _run(bundle, "--task=video_to_audio", f"--video={media_files['video']}", out, bundled_audio)
+
+
+def test_a_long_prompt_is_cut_with_a_note(bundle, tmp_path, capsys):
+  long_prompt = " ".join(CAPTIONS * 3)
+  _run(bundle, "--task=text_to_image", f"--prompt={long_prompt}", f"--output={tmp_path / 'x.png'}")
+  assert "the model reads 4" in capsys.readouterr().err
+
+
+def test_the_command_line_prints_one_error_line(bundle, tmp_path):
+  result = subprocess.run(
+    [
+      sys.executable,
+      "sample.py",
+      "--task=extend",
+      "--video=/nonexistent.mp4",
+      "--seconds=1",
+      f"--checkpoint={bundle['lm']}",
+      f"--video_tokenizer={bundle['video_tokenizer']}",
+      f"--audio_tokenizer={bundle['audio_tokenizer']}",
+      f"--output={tmp_path / 'x.mp4'}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+  )
+  assert result.returncode != 0
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert lines[-1].startswith("error: cannot open video") and "Traceback" not in result.stderr

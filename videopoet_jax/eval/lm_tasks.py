@@ -1,0 +1,85 @@
+"""Per-task evaluation of a generator on shapes_world test clips (seeds never trained on).
+
+Each task is run on N rendered test examples (`shapes_world.render` of the test split's seeds; the
+compositional config's withheld combinations for `text_to_video_withheld`), and its output is scored by
+`shapes_scores` from the pixels and samples only. `evaluate` returns a JSON-ready report: per task, per
+criterion, the value with its 95% interval and the target.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from videopoet_jax.data import conditioning, shapes_world_dataset
+from videopoet_jax.data import shapes_world as world
+from videopoet_jax.decoding import inputs
+from videopoet_jax.decoding.generator import Generator, Sampling
+from videopoet_jax.eval import shapes_scores
+
+# Seconds added by the extension rounds before `extend` is scored.
+EXTEND_SECONDS = 3
+TASKS = tuple(shapes_scores.TASK_CRITERIA)
+
+
+def test_examples(num: int, withheld: bool = False) -> list[dict]:
+  """The first `num` test-split examples (rendered), or the compositional config's withheld ones."""
+  first = shapes_world_dataset.SPLIT_SEEDS["test"]
+  if withheld:
+    combos = shapes_world_dataset.COMPOSITIONAL_WITHHELD
+    return [world.render(first + i, withheld=combos, only_withheld=True) for i in range(num)]
+  return [world.render(first + i) for i in range(num)]
+
+
+def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, seed: int) -> list[np.ndarray]:
+  """Generates `task`'s output for each example: videos `[T, S, S, 3]` uint8, images `[S, S, 3]`, or
+  soundtracks `[N]` float32."""
+  prompts = [e["caption"] for e in examples]
+  clips = np.stack([e["video"] for e in examples])
+  if task in ("text_to_video", "text_to_video_withheld"):
+    return list(gen.text_to_video(prompts, sampling, seed))
+  if task == "text_to_image":
+    return list(gen.text_to_image(prompts, sampling, seed))
+  if task == "image_to_video":
+    return list(gen.image_to_video(clips[:, 0], prompts, sampling, seed))
+  if task == "extend":
+    return list(gen.extend(clips, EXTEND_SECONDS, prompts, sampling, seed))
+  if task in ("inpaint", "outpaint"):
+    return list(gen.paint(task, clips, inputs.default_mask(gen.size), prompts, sampling, seed))
+  if task == "stylize":
+    structure = np.stack([conditioning.structure_clip(e) for e in examples])
+    return list(gen.stylize(structure, prompts, sampling, seed))
+  if task == "video_to_audio":
+    return list(gen.video_to_audio(clips, sampling, seed))
+  if task == "text_to_audio":
+    return list(gen.video_to_audio(gen.text_to_video(prompts, sampling, seed), sampling, seed + 1))
+  raise ValueError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)}")
+
+
+def evaluate(
+  gen: Generator,
+  tasks: list[str],
+  num: int,
+  sampling: dict[str, Sampling],
+  seed: int = 0,
+  batch_size: int = 25,
+  log: Callable[[str], None] = print,
+) -> dict:
+  """Runs and scores every task of `tasks` on `num` test examples; returns `{task: {criterion: summary},
+  ...}` plus `seconds` per task."""
+  report = {}
+  examples = {False: test_examples(num), True: test_examples(num, withheld=True)}
+  for task in tasks:
+    start = time.time()
+    chosen = examples[task == "text_to_video_withheld"]
+    samples = []
+    for i in range(0, num, batch_size):
+      batch = chosen[i : i + batch_size]
+      outputs = run_task(gen, task, batch, sampling, seed + i)
+      truths = [shapes_scores.truth_from_example(e) for e in batch]
+      samples += [shapes_scores.score_sample(task, o, t) for o, t in zip(outputs, truths, strict=True)]
+    report[task] = {**shapes_scores.summarize(task, samples), "seconds": round(time.time() - start, 1)}
+    log(f"{task}: " + ", ".join(f"{k}={v['value']:.3g}" for k, v in report[task].items() if k != "seconds"))
+  return report

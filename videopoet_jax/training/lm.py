@@ -1,0 +1,244 @@
+"""Trainer of the multimodal prefix LM (config.trainer == "lm").
+
+Parameters and optimizer moments are sharded by their logical axis names under the config's rules
+(`sharding.state_shardings`); batches are split over (data, fsdp); the step is one jax.jit with in/out
+shardings and the state donated. Loss = next-token cross-entropy on the output tokens only (the prefix is
+conditioning), computed in vocabulary chunks. A step with a non-finite loss or gradient changes nothing
+and is counted; the loop stops after config.train.max_nonfinite_steps of them in a row.
+
+Logged per window: loss/accuracy overall, per task and per output modality, padding ratio, gradient norm;
+every eval_every steps the same on the validation split.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx, struct
+
+from videopoet_jax import sharding, tasks
+from videopoet_jax.data import lm_batches, token_shards
+from videopoet_jax.model.transformer import Transformer
+from videopoet_jax.tasks import registry
+from videopoet_jax.training import loop, optimizers
+
+# Output modalities that per-modality metrics are reported for (targets elsewhere count as "structure").
+OUTPUT_MODALITIES = ("structure", "video", "audio")
+# Metric sums reduced over a window into ratios: name -> (numerator, denominator).
+SUM_KEYS = ("nll", "correct", "tokens")
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: nnx.State
+  opt_state: optax.OptState
+  ema_params: nnx.State | None
+  nonfinite_in_a_row: jax.Array
+  nonfinite_total: jax.Array
+
+
+def build_model(config: ml_collections.ConfigDict, seed: int = 0) -> Transformer:
+  return Transformer(config.model, rngs=nnx.Rngs(seed))
+
+
+def param_count(params: nnx.State) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+def init_state(config: ml_collections.ConfigDict) -> tuple[nnx.GraphDef, TrainState]:
+  """Builds the model and optimizer state (call under jit to place it)."""
+  graphdef, params = nnx.split(build_model(config, config.seed), nnx.Param)
+  state = TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state=optimizers.adamw_warmup_cosine(config.train).init(params),
+    ema_params=jax.tree.map(jnp.copy, params) if config.train.ema_decay > 0 else None,
+    nonfinite_in_a_row=jnp.zeros((), jnp.int32),
+    nonfinite_total=jnp.zeros((), jnp.int32),
+  )
+  return graphdef, state
+
+
+def target_modalities(targets: jax.Array, vocab) -> jax.Array:
+  """Index in OUTPUT_MODALITIES of each global id (`[...]` int32)."""
+  video = (targets >= vocab.video_base) & (targets < vocab.audio_base)
+  audio = (targets >= vocab.audio_base) & (targets < vocab.text_base)
+  return jnp.where(video, 1, jnp.where(audio, 2, 0))
+
+
+def loss_and_sums(params, graphdef, batch: dict, vocab) -> tuple[jax.Array, dict]:
+  """Mean output-token NLL and the metric sums of `batch` (see `sequence.Batch` for its arrays)."""
+  model = nnx.merge(graphdef, params)
+  nll, correct = model.token_losses(
+    batch["tokens"], batch["prefix_length"], batch.get("text_embedding"), batch.get("text_slots")
+  )
+  weights = batch["loss_mask"][:, 1:].astype(jnp.float32)
+  tokens = weights.sum()
+  loss = (nll * weights).sum() / jnp.maximum(tokens, 1.0)
+  by_task = jax.nn.one_hot(batch["task_ids"], len(registry.TASK_NAMES))  # [B, T]
+  by_modality = jax.nn.one_hot(target_modalities(batch["tokens"][:, 1:], vocab), len(OUTPUT_MODALITIES))
+  sums = {}
+  for name, values in (("nll", nll), ("correct", correct), ("tokens", jnp.ones_like(nll))):
+    weighted = values * weights
+    sums[f"task_{name}"] = jnp.einsum("bs,bt->t", weighted, by_task)
+    sums[f"modality_{name}"] = jnp.einsum("bs,bsm->m", weighted, by_modality)
+  sums["padding"] = jnp.mean((batch["tokens"] == vocab.special("<pad>")).astype(jnp.float32))
+  return loss, sums
+
+
+def train_step(state: TrainState, batch: dict, *, graphdef, config, vocab):
+  """One AdamW update (skipped when the loss or gradient is not finite)."""
+  optimizer = optimizers.adamw_warmup_cosine(config.train)
+  (loss, sums), grads = jax.value_and_grad(loss_and_sums, has_aux=True)(state.params, graphdef, batch, vocab)
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  ema = state.ema_params
+  if ema is not None:
+    decay = config.train.ema_decay
+    ema = keep(jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, ema, params), ema)
+  in_a_row = jnp.where(finite, 0, state.nonfinite_in_a_row + 1)
+  new_state = state.replace(
+    step=state.step + 1,
+    params=keep(params, state.params),
+    opt_state=keep(opt_state, state.opt_state),
+    ema_params=ema,
+    nonfinite_in_a_row=in_a_row,
+    nonfinite_total=state.nonfinite_total + (~finite).astype(jnp.int32),
+  )
+  metrics = {
+    **sums,
+    "grad_norm": grad_norm,
+    loop.NONFINITE_IN_A_ROW: in_a_row,
+    "nonfinite_total": new_state.nonfinite_total,
+  }
+  return new_state, metrics
+
+
+def summarize_sums(window: list[dict], prefix: str = "") -> dict[str, float]:
+  """Ratios of summed metrics: overall, per task and per output modality loss/accuracy."""
+  total = {k: sum(np.asarray(jax.device_get(m[k])) for m in window) for k in window[0] if k != "padding"}
+  out = {}
+  tokens = total["task_tokens"].sum()
+  out[f"{prefix}loss"] = float(total["task_nll"].sum() / max(tokens, 1))
+  out[f"{prefix}accuracy"] = float(total["task_correct"].sum() / max(tokens, 1))
+  for kind, names in (("task", registry.TASK_NAMES), ("modality", OUTPUT_MODALITIES)):
+    for i, name in enumerate(names):
+      count = total[f"{kind}_tokens"][i]
+      if count:
+        out[f"{prefix}loss/{name}"] = float(total[f"{kind}_nll"][i] / count)
+        out[f"{prefix}accuracy/{name}"] = float(total[f"{kind}_correct"][i] / count)
+  return out
+
+
+class Trainer:
+  """The sharded state, the jitted step and the data of one LM run; shared by `train` and the tests."""
+
+  def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None, data=True):
+    self.config = config
+    self.vocab = tasks.vocabulary(config)
+    if config.model.vocab_size != self.vocab.size:
+      raise ValueError(
+        f"config.model.vocab_size {config.model.vocab_size} != vocabulary size {self.vocab.size}"
+      )
+    self.mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
+    self.rules = sharding.rules_from_config(config.sharding.rules)
+    self.graphdef, abstract_state = jax.eval_shape(lambda: init_state(config))
+    self.state_sharding = sharding.state_shardings(abstract_state, self.mesh, self.rules)
+    self.abstract_state = jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, self.state_sharding
+    )
+    self.data_parallel = sharding.data_parallel_size(self.mesh)
+    self.batch_sharding = jax.sharding.NamedSharding(
+      self.mesh, sharding.logical_spec(("activation_batch",), self.rules)
+    )
+    replicated = sharding.replicated(self.mesh)
+    step = functools.partial(train_step, graphdef=self.graphdef, config=config, vocab=self.vocab)
+    self._step = jax.jit(
+      step,
+      in_shardings=(self.state_sharding, self.batch_sharding),
+      out_shardings=(self.state_sharding, replicated),
+      donate_argnums=0,
+    )
+    sums = lambda params, batch: loss_and_sums(params, self.graphdef, batch, self.vocab)[1]
+    self._eval = jax.jit(
+      sums, in_shardings=(self.state_sharding.params, self.batch_sharding), out_shardings=replicated
+    )
+    self.batches = lm_batches.TaskBatches(config, self.data_parallel) if data else None
+    self.data_iterator = self.batches.iterator if data else None
+    self._eval_batches = None
+
+  def in_context(self, fn, *args):
+    """Runs `fn(*args)` with the mesh and logical axis rules in context (activation constraints)."""
+    with jax.set_mesh(self.mesh), nnx.logical_axis_rules(self.rules):
+      return fn(*args)
+
+  def step_fn(self, state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    return self.in_context(self._step, state, batch)
+
+  def init(self, batch=None) -> TrainState:
+    del batch  # nothing is initialized from data
+    return jax.jit(lambda: init_state(self.config)[1], out_shardings=self.state_sharding)()
+
+  def put_batch(self, batch) -> dict:
+    """A host `sequence.Batch` (this process's rows) -> global arrays split over the batch axes."""
+    local = batch.as_dict() if hasattr(batch, "as_dict") else batch
+    return {
+      k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v)) for k, v in local.items()
+    }
+
+  def summarize(self, window: list[dict]) -> dict[str, float]:
+    out = summarize_sums(window)
+    out["padding"] = float(np.mean([jax.device_get(m["padding"]) for m in window]))
+    out["grad_norm"] = float(np.mean([jax.device_get(m["grad_norm"]) for m in window]))
+    out["nonfinite_total"] = float(jax.device_get(window[-1]["nonfinite_total"]))
+    return out
+
+  def export_params(self, state: TrainState) -> nnx.State:
+    return state.ema_params if state.ema_params is not None else state.params
+
+  def export_assets(self, path: str) -> None:
+    """Copies the token shards' manifest (tokenizers, token masks) and text model beside the export, so
+    the export alone is enough to sample (videopoet_jax/decoding/generator.py)."""
+    for name in (token_shards.MANIFEST, token_shards.TEXT_MODEL):
+      source = os.path.join(self.config.data.tokens_dir, name)
+      if os.path.exists(source):
+        shutil.copyfile(source, os.path.join(path, name))
+
+  def evaluate(self, state: TrainState) -> dict[str, float]:
+    """Validation loss and accuracy, overall, per task and per modality (exported weights)."""
+    if self._eval_batches is None:
+      self._eval_batches = [
+        self.put_batch(b)
+        for b in self.batches.eval_batches(self.config.data.eval_split, self.config.train.eval_examples)
+      ]
+    params = self.export_params(state)
+    return summarize_sums([self.in_context(self._eval, params, b) for b in self._eval_batches], "eval/")
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains (or resumes) in `workdir`; returns the final state."""
+  trainer = Trainer(config)
+  logging.info(
+    "LM: %d parameters, vocabulary %d, groups %s",
+    param_count(trainer.abstract_state.params),
+    trainer.vocab.size,
+    [(g.tasks, g.length, g.batch_size) for g in trainer.batches.mixture.groups],
+  )
+
+  def batches(start: int):
+    for step in range(start + 1, config.train.steps + 1):
+      yield trainer.batches.batch(step)
+
+  return loop.fit(trainer, workdir, batches)
