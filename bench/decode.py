@@ -98,6 +98,11 @@ def _model_config(width=None, depth=None):
       mlp_dim=8 * width // 3,
       rope_base=ROPE_BASE,
       tied_embeddings=False,
+      text_embedding_dim=0,
+      dtype="float32",
+      param_dtype="float32",
+      remat="none",
+      logits_chunk=FLAGS.prompt,
     )
   )
 
