@@ -36,5 +36,9 @@ setuptools.setup(
     "absl-py>=2.1",
     "tqdm>=4.66",
   ],
-  extras_require={"test": ["pytest>=8", "ruff>=0.6"]},
+  extras_require={
+    "test": ["pytest>=8", "ruff>=0.6"],
+    # Only for bench/decode.py's comparison with Hugging Face GPT-2 (B3); never needed to run or test.
+    "bench": ["torch>=2.2", "transformers>=4.40"],
+  },
 )
