@@ -26,8 +26,8 @@ class OffsetTransformer(Transformer):
   """Adds an optional `offset [B, V]` to the logits of an extend call (stands in for extra prefill inputs
   such as text embeddings)."""
 
-  def extend(self, tokens, start, prefix_length, cache, offset=None):
-    logits, cache = super().extend(tokens, start, prefix_length, cache)
+  def extend(self, tokens, start, prefix_length, cache, offset=None, **options):
+    logits, cache = super().extend(tokens, start, prefix_length, cache, **options)
     return (logits if offset is None else logits + offset[:, None]), cache
 
 

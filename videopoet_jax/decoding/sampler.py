@@ -69,7 +69,7 @@ def prefill(model, prompt: jax.Array, prefix_length: jax.Array, max_length: int,
   if prompt.ndim != 2 or prefix_length.shape != prompt.shape[:1] or max_length < prompt.shape[1]:
     raise ValueError(f"need prompt [B, P], prefix_length [B], max_length >= P: {prompt.shape}, {max_length}")
   cache = model.init_cache(prompt.shape[0], max_length)
-  logits, cache = model.extend(prompt, 0, prefix_length, cache, **prefix_inputs)
+  logits, cache = model.extend(prompt, 0, prefix_length, cache, last_logits_only=True, **prefix_inputs)
   return logits[:, -1].astype(jnp.float32), cache
 
 

@@ -284,9 +284,11 @@ class Transformer(nnx.Module):
     text_embedding=None,
     text_slots=None,
     key_valid=None,
+    last_logits_only=False,
   ):
     """Runs `tokens [B, S]` at positions start .. start + S - 1 against the cache (keys beyond the written
-    ones are masked by position). Returns `(logits [B, S, vocab], cache)`; prefill is extend at 0."""
+    ones are masked by position). Returns `(logits [B, S, vocab], cache)` (`[B, 1, vocab]` of the last
+    position with `last_logits_only`, what a prefill needs); prefill is extend at 0."""
     if cache.depth != len(self.blocks) or cache.batch_size != tokens.shape[0]:
       raise ValueError(f"cache of {cache.depth} layers x batch {cache.batch_size} for tokens {tokens.shape}")
     positions = start + jnp.arange(tokens.shape[1])
@@ -298,4 +300,4 @@ class Transformer(nnx.Module):
     x = self.embed_inputs(tokens, text_embedding, text_slots)
     for layer, block in enumerate(self.blocks):
       x, cache = block(x, positions, key_positions, prefix_length, cache, start, layer, cache.valid)
-    return self.logits(x), cache
+    return self.logits(x[:, -1:] if last_logits_only else x), cache
