@@ -6,9 +6,12 @@
 # is appended to runs/build_times.tsv.
 #
 #   bash scripts/build_bundled_model.sh [LM_STEPS]
+#   TOKENIZERS=bundled bash scripts/build_bundled_model.sh [LM_STEPS]   # keep the bundled tokenizers:
+#                                                                        # stages 4-6 only (LM and its data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-lm_steps=${1:-1000}
+lm_steps=${1:-2000}
+tokenizers=${TOKENIZERS:-train}
 mkdir -p runs
 
 timed() {  # timed NAME COMMAND...: runs COMMAND, records its wall time
@@ -20,18 +23,29 @@ timed() {  # timed NAME COMMAND...: runs COMMAND, records its wall time
   printf '%s\t%s\n' "$name" "$(($(date +%s) - start))" >> runs/build_times.tsv
 }
 
-[ -d media/video ] || timed media bash ../shared/scripts/fetch_real_media.sh media
-[ -d media/photos ] || timed photos bash scripts/fetch_photos.sh media/photos
-timed video_tokenizer python train.py --config=configs/video_tokenizer.py:demo --workdir=runs/vt_demo
-timed audio_tokenizer python train.py --config=configs/audio_tokenizer.py:demo --workdir=runs/at_demo
-timed encode python tokenizers/encode.py --dataset=shapes_world --video_tokenizer=runs/vt_demo \
-  --audio_tokenizer=runs/at_demo --out=tokens/shapes_world
-timed lm python train.py --config=configs/lm.py:demo --workdir=runs/lm_demo --config.train.steps="$lm_steps"
-for name in video_tokenizer:vt_demo audio_tokenizer:at_demo lm:lm_demo; do
-  rm -rf "videopoet_jax/assets/${name%%:*}.new"
-  cp -r "runs/${name#*:}/export" "videopoet_jax/assets/${name%%:*}.new"
-  cp videopoet_jax/assets/"${name%%:*}"/MODEL_CARD.md "videopoet_jax/assets/${name%%:*}.new/" 2>/dev/null || true
-  rm -rf "videopoet_jax/assets/${name%%:*}"
-  mv "videopoet_jax/assets/${name%%:*}.new" "videopoet_jax/assets/${name%%:*}"
+if [ "$tokenizers" = bundled ]; then
+  video_tokenizer=() audio_tokenizer=videopoet_jax/assets/audio_tokenizer  # encode's default: bundled
+  exports="lm:lm_demo"
+else
+  [ -d media/video ] || timed media bash ../shared/scripts/fetch_real_media.sh media
+  [ -d media/photos ] || timed photos bash scripts/fetch_photos.sh media/photos
+  timed video_tokenizer python train.py --config=configs/video_tokenizer.py:demo --workdir=runs/vt_demo
+  timed audio_tokenizer python train.py --config=configs/audio_tokenizer.py:demo --workdir=runs/at_demo
+  video_tokenizer=(--video_tokenizer=runs/vt_demo) audio_tokenizer=runs/at_demo
+  exports="video_tokenizer:vt_demo audio_tokenizer:at_demo lm:lm_demo"
+fi
+# shapes_world's compositional config: some colour/shape pairs never appear in training (the evaluation's
+# text_to_video_withheld prompts them).
+tokens=tokens/shapes_world_compositional
+timed encode python tokenizers/encode.py --dataset=shapes_world/compositional \
+  ${video_tokenizer[@]+"${video_tokenizer[@]}"} --audio_tokenizer="$audio_tokenizer" --out=$tokens
+timed lm python train.py --config=configs/lm.py:demo --workdir=runs/lm_demo --config.train.steps="$lm_steps" \
+  --config.data.tokens_dir=$tokens
+# The LM's weights are stored in bfloat16 (loaded back as float32): the bundle stays under 40 MB.
+for name in $exports; do
+  asset=videopoet_jax/assets/${name%%:*} dtype=$([ "${name%%:*}" = lm ] && echo '"bfloat16"' || echo None)
+  [ -f "$asset/MODEL_CARD.md" ] && cp "$asset/MODEL_CARD.md" "runs/${name#*:}/export/"
+  python -c "from videopoet_jax.tokenizers import pretrained
+pretrained.copy_export('runs/${name#*:}', '$asset', $dtype)"
 done
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"

@@ -59,10 +59,7 @@ def load_lm(path: str | None = None) -> tuple[Transformer, ml_collections.Config
   """`(model, config, export folder)` from an LM export folder or training workdir (default: bundled)."""
   path = path or pretrained.bundled_path("lm")
   model, config = pretrained.load(path, lambda c: Transformer(c.model, rngs=nnx.Rngs(0)), "lm")
-  folder = (
-    os.path.join(path, pretrained.EXPORT_SUBDIR) if os.path.isdir(os.path.join(path, "export")) else path
-  )
-  return model, config, folder
+  return model, config, pretrained.export_folder(path)
 
 
 class Generator:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
+import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -48,6 +51,33 @@ def export(path: str, params: nnx.State, config: ml_collections.ConfigDict) -> N
     json.dump(data, f, indent=1)
 
 
+def export_folder(path: str) -> str:
+  """The export folder `path` is or holds (a training workdir holds one); FileNotFoundError if none."""
+  if os.path.isdir(os.path.join(path, EXPORT_SUBDIR)):
+    path = os.path.join(path, EXPORT_SUBDIR)
+  if not os.path.exists(os.path.join(path, "config.json")):
+    raise FileNotFoundError(f"{path} holds no exported model (config.json + params/ from train.py)")
+  return path
+
+
+def copy_export(source: str, dest: str, dtype: str | None = None) -> None:
+  """Copies the export folder (or workdir export) `source` to `dest`, its floating-point parameters stored
+  as `dtype` (e.g. "bfloat16" halves a bundled model's size; `load` casts them back to the architecture's
+  parameter dtype). Files beside `params/` (config, manifest, text model, model card) are copied as they are."""
+  source = export_folder(source)
+  _read_export_config(source)  # refuses an export of another format
+  if os.path.exists(dest):
+    shutil.rmtree(dest)
+  shutil.copytree(source, dest, ignore=shutil.ignore_patterns("params"))
+  with ocp.StandardCheckpointer() as ckptr:
+    params = ckptr.restore(os.path.abspath(os.path.join(source, "params")))
+  if dtype is not None:
+    cast = lambda x: x.astype(dtype) if np.issubdtype(x.dtype, np.floating) else x
+    params = jax.tree.map(cast, params)
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(os.path.abspath(os.path.join(dest, "params")), params)
+
+
 def _read_export_config(path: str) -> ml_collections.ConfigDict:
   with open(os.path.join(path, "config.json")) as f:
     data = json.load(f)
@@ -62,10 +92,7 @@ def load(path: str, build_module, trainer: str):
 
   `build_module(config) -> nnx.Module` builds the architecture; `trainer` is the expected config.trainer.
   """
-  if os.path.isdir(os.path.join(path, EXPORT_SUBDIR)):
-    path = os.path.join(path, EXPORT_SUBDIR)
-  if not os.path.exists(os.path.join(path, "config.json")):
-    raise FileNotFoundError(f"{path} holds no exported model (config.json + params/ from train.py)")
+  path = export_folder(path)
   config = _read_export_config(path)
   if config.get("trainer") != trainer:
     raise ValueError(f"{path} holds a {config.get('trainer')!r} model, not a {trainer!r}")

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The README's gallery: one sample of every task from the bundled model, made by sample.py.
+#   bash scripts/make_gallery.sh [OUT]          (default docs/media/gallery; about 5 minutes on 2 CPU cores)
+# The inputs are a shapes_world test clip (a seed never trained on), written by the preview program with its
+# soundtrack, and that clip's first frame.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-docs/media/gallery}
+mkdir -p "$out"
+show=(--display_size=128 --seed=0)
+
+python -m videopoet_jax.data.preview --dataset=shapes_world --split=test --num=1 --out="$out/input"
+clip=$out/input/0000.mp4
+python -c "import sys, imageio.v3 as iio; iio.imwrite(sys.argv[2], iio.imread(sys.argv[1], index=0))" \
+  "$clip" "$out/input_first_frame.png"
+python sample.py --task=text_to_video --prompt="a large red square moves right on a white background" \
+  --output="$out/text_to_video.gif" "${show[@]}"
+python sample.py --task=text_to_video --prompt="a large yellow circle moves down on a black background" \
+  --seconds=4 --output="$out/text_to_video_4s.gif" "${show[@]}"
+python sample.py --task=text_to_image --prompt="a large cyan triangle stays still on a gray background" \
+  --output="$out/text_to_image.png" "${show[@]}"
+python sample.py --task=image_to_video --image="$out/input_first_frame.png" --output="$out/image_to_video.gif" \
+  "${show[@]}"
+python sample.py --task=extend --video="$clip" --seconds=3 --output="$out/extend.gif" "${show[@]}"
+python sample.py --task=inpaint --video="$clip" --output="$out/inpaint.gif" "${show[@]}"
+python sample.py --task=outpaint --video="$clip" --output="$out/outpaint.gif" "${show[@]}"
+python sample.py --task=stylize --video="$clip" --prompt="a large green circle moves left on a gray background" \
+  --output="$out/stylize.gif" "${show[@]}"
+python sample.py --task=video_to_audio --video="$clip" --output="$out/video_to_audio.wav" "${show[@]}"
+python sample.py --task=text_to_audio --prompt="a large blue square moves up on a black background" \
+  --output="$out/text_to_audio.wav" "${show[@]}"
+# The input clip as a GIF for the README (sample.py reads the mp4 itself).
+python -c "import sys, imageio.v3 as iio
+from videopoet_jax.data import media
+media.write_video(sys.argv[2], iio.imread(sys.argv[1]), 8, 128)" "$clip" "$out/input.gif"
+du -sh "$out"
