@@ -159,3 +159,47 @@ def test_process_spec_from_flags_and_environment():
   assert distributed.process_spec("auto", environ={}) == distributed.ProcessSpec()
   with pytest.raises(ValueError, match="coordinator"):
     distributed.process_spec("env", num_processes=2, environ={})
+
+
+def test_global_order_rows_are_the_one_process_iterator_order(tmp_path):
+  from videopoet_jax.data import token_pipeline
+
+  config = load_config("lm", "tiny")
+  tokens = write_tiny_token_shards(tmp_path / "tokens", config, examples=(6, 2))
+  iterator = iter(token_pipeline.token_dataset(tokens, "train", seed=3))
+  expected = [next(iterator)["index"] for _ in range(16)]  # past the first epoch: reshuffled
+  order = token_pipeline.token_order(tokens, "train", seed=3, read_threads=2)
+  # Two "processes" read their halves of each 4-example batch at the same position.
+  got = []
+  for _ in range(4):
+    got += [r["index"] for r in order.read(0, 2)] + [r["index"] for r in order.read(2, 4)]
+    order.advance(4)
+  assert got == expected
+  assert order.get_state() == iterator.get_state()
+
+
+def test_a_one_process_grain_checkpoint_restores_its_position_into_a_global_order(tmp_path):
+  import jax.numpy as jnp
+  import orbax.checkpoint as ocp
+
+  from videopoet_jax import config_utils
+  from videopoet_jax.data import token_pipeline
+
+  config = load_config("lm", "tiny")
+  tokens = write_tiny_token_shards(tmp_path / "tokens", config, examples=(6, 2))
+  iterator = iter(token_pipeline.token_dataset(tokens, "train", seed=0))
+  for _ in range(5):
+    next(iterator)
+  manager = checkpoints.make_manager(str(tmp_path / "run"), 3, async_save=False)
+  state = {"w": jnp.arange(3.0)}
+  items = {
+    "state": ocp.args.StandardSave(state),
+    "config": ocp.args.JsonSave(config_utils.to_json_dict(config)),
+    checkpoints.GRAIN_ITEM: token_pipeline.checkpoint_args(iterator),  # as runs before data_position
+  }
+  manager.save(1, args=ocp.args.Composite(**items))
+  manager.wait_until_finished()
+  order = token_pipeline.token_order(tokens, "train", seed=0)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+  checkpoints.restore(manager, abstract, config, data_iterator=order)
+  assert order.get_state() == {order.STATE_KEY: 5}
