@@ -13,11 +13,14 @@ and vocabulary / tensor; the residual stream is replicated over tensor): for eac
                     "none": every intermediate (below);
   one block's backward working set (the recomputed forward, when rematerialized) = every intermediate:
       6 x [T, W] (input, norms, attention out, residual, mlp out), 6 x [T, H D] (q, k, v, rope'd q/k, out),
-      [B, H, S, S] attention logits (float32) and weights, 4 x [T, M] (gate, up, silu, product);
+      4 x [T, M] (gate, up, silu, product), and the dense attention's [B, H, S, S] tensors at
+      ATTENTION_BYTES_PER_ELEMENT (scaled / masked float32 logits, softmax, weights, and their gradients);
   the loss: the final norm output [T, W], and one vocabulary chunk's logits, log-probabilities and their
   gradient (3 x [B, chunk, V] float32); the activation gradients 2 x [T, W] float32;
-and the largest group counts (T = rows x S tokens per chip). XLA's buffer reuse and fusion make the real
-peak lower; bench/tpu_aot_memory.py compiles the step for a TPU topology and reports XLA's figure.
+and the largest group counts (T = rows x S tokens per chip). ATTENTION_BYTES_PER_ELEMENT is calibrated on
+XLA's own figure: bench/tpu_aot_memory.py compiled the 300m step on v5p-64 (libtpu, ahead of time) for the
+longest group (32 rows x 2633 per chip) at 88.2 GiB of temporaries, of which the attention is ~77 GiB,
+~23 bytes per [B, H, S, S] element; with 24 the estimate of that step is 90.7 GiB (2% above XLA).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ BLOCK_MLP_TENSORS = 4
 DOTS_WIDTH_TENSORS = 2
 DOTS_HEAD_TENSORS = 3
 DOTS_MLP_TENSORS = 2
+# Bytes per [B, H, S, S] attention element alive in one block's forward + backward (calibrated, above).
+ATTENTION_BYTES_PER_ELEMENT = 24
 # float32 [B, chunk, V] tensors of one loss chunk: logits, log-probabilities, their gradient.
 LOSS_CHUNK_TENSORS = 3
 # float32 [T, W] activation gradients flowing back through the blocks.
@@ -130,7 +135,7 @@ def activation_bytes(config: ml_collections.ConfigDict, mesh: AbstractMesh) -> i
     rows, length = group.batch_size // data_parallel, group.length
     tokens = rows * length
     width = tokens * model.width
-    attention = rows * heads * length * length * (FLOAT32_BYTES + compute)
+    attention = rows * heads * length * length * ATTENTION_BYTES_PER_ELEMENT
     block_all = (
       BLOCK_WIDTH_TENSORS * width
       + BLOCK_HEAD_TENSORS * tokens * head_features
