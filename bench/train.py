@@ -4,15 +4,18 @@
 
 Model: the demo LM config (vocabulary 21,248, tied embeddings) at width 512 x depth 4, 8 heads of 64, SwiGLU
 2048 (~28M parameters, 11M of them the vocabulary matrix): matmul dimensions multiples of 256, so XLA's CPU
-dots run near peak. Batch 8 x 1024 positions = 8,192 tokens per step, prefix 1/4 of each sequence, remat
-none, logits in chunks of 256 positions, fp32, one device. Random tokens (the step's cost does not depend
-on the ids).
+dots run near peak. Batch 16 x 512 positions = 8,192 tokens per step, prefix 1/4 of each sequence, remat
+none, the logits in one chunk of 512 positions, fp32, one device. Random tokens (the step's cost does not
+depend on the ids). Tuning here: 16 x 512 instead of 8 x 1024 halves the [B, H, S, S] attention tensors
+(elementwise work at memory speed) and one loss chunk instead of four keeps the logits matmul large:
+MFU 0.30 -> 0.38.
 
 Model FLOPs (MaxText): per token 6 N + 6 L S H D, N = the parameters that multiply activations (blocks +
 the logits matrix, which the tied embedding lookup does not), the second term the causal attention
 (QK^T and AV, forward and backward, halved for causality). Peak: best jnp.dot of square fp32 matrices
 2048 .. 4096 (2 n^3 FLOPs). MFU = model FLOP/s / peak; HFU = XLA's cost_analysis FLOPs of the compiled
-step / time / peak (counts the full S^2 attention, the recomputed loss chunks, the optimizer).
+step / time / peak (counts the full S^2 attention, the recomputed loss chunk, the optimizer; XLA counts
+a loop body once, so with several loss chunks it undercounts).
 Medians of `--steps` timed steps after 2 warm-up steps; compile time separately. Last line: one JSON
 object (also written to bench/train.json).
 """
@@ -36,9 +39,9 @@ flags.DEFINE_integer("width", 512, "Model width.")
 flags.DEFINE_integer("depth", 4, "Blocks.")
 flags.DEFINE_integer("heads", 8, "Attention heads (head_dim 64).")
 flags.DEFINE_integer("mlp_dim", 2048, "SwiGLU hidden width.")
-flags.DEFINE_integer("batch", 8, "Sequences per step.")
-flags.DEFINE_integer("length", 1024, "Positions per sequence.")
-flags.DEFINE_integer("logits_chunk", 256, "Positions per loss chunk.")
+flags.DEFINE_integer("batch", 16, "Sequences per step.")
+flags.DEFINE_integer("length", 512, "Positions per sequence.")
+flags.DEFINE_integer("logits_chunk", 512, "Positions per loss chunk.")
 flags.DEFINE_string("out", None, "JSON output path (default: bench/train.json).")
 
 HEAD_DIM = 64
