@@ -16,6 +16,7 @@ import bench_common
 from absl import app, flags
 
 flags.DEFINE_multi_string("variants", ["300m,topology=v5p-64"], "configs/lm.py arguments to compile.")
+flags.DEFINE_integer("batch_size", 0, "Override config.train.batch_size (0: the preset's).")
 flags.DEFINE_integer("groups", 0, "Compile only the first N length groups, longest first (0: all).")
 
 # configs/lm.py topology -> libtpu topology name (chip grid).
@@ -33,6 +34,8 @@ def compile_groups(arg: str) -> list[dict]:
 
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   config = config_utils.load_config_file(os.path.join(repo, "configs", "lm.py"), arg)
+  if flags.FLAGS.batch_size:
+    config.train.batch_size = flags.FLAGS.batch_size
   topology = topologies.get_topology_desc(topology_name=TPU_TOPOLOGIES[config.topology.name], platform="tpu")
   mesh = sharding.make_mesh(config.mesh, topology.devices)
   trainer = lm.Trainer(config, mesh=mesh, data=False)
@@ -61,6 +64,7 @@ def compile_groups(arg: str) -> list[dict]:
     analysis = compiled.memory_analysis()
     result = {
       "config": arg,
+      "batch_size": config.train.batch_size,
       "chips": len(topology.devices),
       "mesh": list(mesh.shape.values()),
       "group": list(group.tasks),

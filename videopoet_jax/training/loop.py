@@ -9,7 +9,8 @@ A trainer object provides:
   put_batch(x)    places a host batch on the mesh
   export_params(state)  the nnx.State written to `<workdir>/export` at every checkpoint
 and optionally:
-  data_iterator   a grain iterator whose position is saved with every checkpoint and restored on resume
+  data_iterator   a grain iterator or token_pipeline.GlobalOrder whose position is saved with every
+                  checkpoint and restored on resume
   export_assets(path)   writes files the export needs besides parameters and config (e.g. a text model)
   evaluate(state) -> `{name: float}`, logged every config.train.eval_every steps
 
