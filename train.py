@@ -2,6 +2,9 @@
 
 Override any config value on the command line, e.g. `--config.train.steps=100`. A killed run resumes from
 its last checkpoint when started again with the same workdir.
+
+Multi-process (TPU pod slices, GPU clusters): every process runs this same command, plus the coordinator
+flags below or the environment the cluster sets (videopoet_jax/distributed.py; README "Scale-out").
 """
 
 import importlib
@@ -9,6 +12,7 @@ import importlib
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from videopoet_jax import distributed
 from videopoet_jax.training.progress import quiet_library_logs
 
 config_flags.DEFINE_config_file(
@@ -16,6 +20,16 @@ config_flags.DEFINE_config_file(
 )
 flags.DEFINE_string("workdir", None, "Where checkpoints, logs and exports go.")
 flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_enum(
+  "distributed",
+  "env",
+  distributed.MODES,
+  "off: one process. env: jax.distributed when a coordinator is given by flag or JAX_COORDINATOR_ADDRESS. "
+  "auto: always jax.distributed, detecting the cluster (TPU pod, SLURM) when no coordinator is given.",
+)
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (default: JAX_COORDINATOR_ADDRESS).")
+flags.DEFINE_integer("num_processes", None, "Processes in the run (default: JAX_NUM_PROCESSES or detected).")
+flags.DEFINE_integer("process_id", None, "This process's index (default: JAX_PROCESS_ID or detected).")
 
 # config.trainer -> module with train(config, workdir).
 TRAINERS = {
@@ -30,7 +44,15 @@ def main(argv):
   config = flags.FLAGS.config
   if config.trainer not in TRAINERS:
     raise app.UsageError(f"unknown config.trainer {config.trainer!r}; known: {sorted(TRAINERS)}")
+  given = flags.FLAGS
+  distributed.initialize(
+    distributed.process_spec(
+      given.distributed, given.coordinator_address, given.num_processes, given.process_id
+    )
+  )
   quiet_library_logs()
+  if not distributed.is_primary():
+    logging.set_verbosity(logging.WARNING)  # one process logs the run
   logging.info("config:\n%s", config)
   importlib.import_module(TRAINERS[config.trainer]).train(config, flags.FLAGS.workdir)
 

@@ -75,8 +75,8 @@ def _audio():
   audio_s = FLAGS.batch_size * window / geometry.sample_rate
   return {
     "audio_window_samples": window,
-    "audio_encode_real_time_factor": encode_s / audio_s,
-    "audio_decode_real_time_factor": decode_s / audio_s,
+    "audio_encode_rtf": encode_s / audio_s,
+    "audio_decode_rtf": decode_s / audio_s,
     "audio_encode_compile_s": encode_compile_s,
     "audio_decode_compile_s": decode_compile_s,
   }

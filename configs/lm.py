@@ -15,6 +15,9 @@ Variants:
             counts name the transformer body; the 300k-entry embedding and output matrices add
             2 x 300k x width on top.
 
+Hardware: `topology=<name>` sets the mesh (and, where the per-chip memory needs it, the global batch) of a
+size for a TPU slice or GPU cluster, e.g. `--config=configs/lm.py:8b,topology=v5p-256` (README "Scale-out").
+
 The vocabulary size is derived from the `vocab` section and the task registry; the trainer checks the
 `vocab` and `layout` sections against the token shards' manifest.
 """
@@ -62,9 +65,59 @@ SIZES = {
 }
 
 
+# Hardware a size is laid out for: name -> (chips, HBM bytes per chip). v5p-N / v5e-N count TensorCores as
+# Cloud TPU names them (v5p: 2 per chip, 95 GB HBM; v5e: 1 per chip, 16 GB); h100xN: N H100 SXM 80 GB GPUs
+# in hosts of 8.
+TOPOLOGIES = {
+  "v5p-64": (32, 95 * 10**9),
+  "v5p-256": (128, 95 * 10**9),
+  "v5e-256": (256, 16 * 10**9),
+  "h100x8": (8, 80 * 10**9),
+  "h100x64": (64, 80 * 10**9),
+}
+# (size, topology) -> ((data, fsdp, tensor) mesh, global batch of the longest length group). FSDP over every
+# chip wherever the state and activations fit: a tensor axis would shrink the per-chip state, already
+# small, but replicate the residual stream over it and double the rows per chip. Where a global batch of
+# 1024 sequences does not fit (fewer chips), the batch is smaller (no gradient accumulation yet).
+#
+# Per-chip memory, GiB (videopoet_jax/memory.py: state exact from the shardings, activations analytic with
+# remat "full" and bf16 compute, the attention term calibrated on XLA's TPU memory analysis of the 300m
+# step on v5p-64, which at batch 1024 needed 88.6 GiB per chip, more than the 88.5 GiB HBM;
+# tests/test_memory.py checks every line against it):
+#   size  topology  mesh         batch  params  moments  grads  ema   activations  total  HBM
+#   300m  v5p-64    (1, 32, 1)   512    0.10    0.20     0.10   0.10  45.37        45.87  88.48
+#   300m  v5p-256   (1, 128, 1)  1024   0.02    0.05     0.02   0.02  22.69        22.81  88.48
+#   300m  v5e-256   (1, 256, 1)  1024   0.01    0.02     0.01   0.01  11.34        11.41  14.90
+#   300m  h100x8    (1, 8, 1)    128    0.40    0.80     0.40   0.40  45.37        47.37  74.51
+#   300m  h100x64   (1, 64, 1)   1024   0.05    0.10     0.05   0.05  45.37        45.62  74.51
+#   1b    v5p-64    (1, 32, 1)   512    0.27    0.54     0.27   0.27  49.55        50.91  88.48
+#   1b    v5p-256   (1, 128, 1)  1024   0.07    0.14     0.07   0.07  24.78        25.11  88.48
+#   1b    v5e-256   (1, 256, 1)  1024   0.03    0.07     0.03   0.03  12.39        12.56  14.90
+#   1b    h100x8    (1, 8, 1)    128    1.08    2.17     1.08   1.08  49.55        54.97  74.51
+#   1b    h100x64   (1, 64, 1)   1024   0.14    0.27     0.14   0.14  49.55        50.23  74.51
+#   8b    v5p-64    (1, 32, 1)   256    1.16    2.32     1.16   1.16  50.56        56.36  88.48
+#   8b    v5p-256   (1, 128, 1)  1024   0.29    0.58     0.29   0.29  50.56        52.01  88.48
+#   8b    v5e-256   (1, 256, 1)  512    0.15    0.29     0.15   0.15  12.64        13.36  14.90
+#   8b    h100x8    (1, 8, 1)    32     4.65    9.29     4.65   4.65  25.28        48.51  74.51
+#   8b    h100x64   (1, 64, 1)   512    0.58    1.16     0.58   0.58  50.56        53.46  74.51
+# The attention logits [rows, heads, S, S] of one block (dense attention; the longest group's S is 2633)
+# and the loss's vocabulary chunk are most of the activations: a fused attention kernel would cut them.
+MESHES = {
+  **{(size, "v5p-64"): ((1, 32, 1), 512) for size in ("300m", "1b")},
+  ("8b", "v5p-64"): ((1, 32, 1), 256),
+  **{(size, "v5p-256"): ((1, 128, 1), 1024) for size in ("300m", "1b", "8b")},
+  **{(size, "v5e-256"): ((1, 256, 1), 1024) for size in ("300m", "1b")},
+  ("8b", "v5e-256"): ((1, 256, 1), 512),
+  **{(size, "h100x8"): ((1, 8, 1), 128) for size in ("300m", "1b")},
+  ("8b", "h100x8"): ((1, 8, 1), 32),
+  **{(size, "h100x64"): ((1, 64, 1), 1024) for size in ("300m", "1b")},
+  ("8b", "h100x64"): ((1, 64, 1), 512),
+}
+
+
 def get_config(arg=None):
-  """Returns the LM config for `arg` (a variant name plus optional key=value items)."""
-  arg = parse_arg(arg, variant="demo")
+  """Returns the LM config for `arg` (a variant name plus optional key=value items, e.g. topology=v5p-256)."""
+  arg = parse_arg(arg, variant="demo", topology="")
   if arg.variant not in SIZES:
     raise ValueError(f"unknown LM variant {arg.variant!r}; known: {', '.join(SIZES)}")
   config = ml_collections.ConfigDict()
@@ -182,7 +235,9 @@ def get_config(arg=None):
     config.model.dtype = "bfloat16"
     config.model.param_dtype = "float32"
     config.model.remat = "full"
-    config.model.logits_chunk = 512
+    # Positions per loss chunk: a chunk's float32 logits are [rows, chunk, 266k vocabulary] per chip, and
+    # the short text_to_image group has 8x the rows of the longest group.
+    config.model.logits_chunk = 32
     config.train.steps = 300_000
     config.train.batch_size = 1024
     config.train.warmup_steps = 5000
@@ -193,6 +248,15 @@ def get_config(arg=None):
     config.train.eval_examples = 256
     # Fully sharded data parallel over every device.
     config.mesh.shape = (1, -1, 1)
+
+  # The hardware the mesh is laid out for ("": any; the mesh's -1 takes every device).
+  config.topology = ml_collections.ConfigDict({"name": arg.topology, "chips": 0, "hbm_bytes": 0})
+  if arg.topology:
+    if (arg.variant, arg.topology) not in MESHES:
+      known = sorted({t for size, t in MESHES if size == arg.variant}) or "none"
+      raise ValueError(f"no mesh for LM variant {arg.variant!r} on {arg.topology!r}; known: {known}")
+    config.topology.chips, config.topology.hbm_bytes = TOPOLOGIES[arg.topology]
+    config.mesh.shape, config.train.batch_size = MESHES[(arg.variant, arg.topology)]
 
   config.model.vocab_size = tasks.vocabulary(config).size
   return config

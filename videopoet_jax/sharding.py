@@ -46,6 +46,26 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
 
 
+def process_rows(sharding: NamedSharding, rows: int) -> slice:
+  """The rows [start, stop) of a `[rows, ...]` global batch split by `sharding` that this process's
+  devices hold (processes whose devices differ only along unsplit axes, e.g. tensor, hold the same rows).
+
+  Raises when they are not one contiguous block (a mesh whose device order interleaves processes).
+  """
+  blocks = sorted(
+    {index[0].indices(rows)[:2] for index in sharding.addressable_devices_indices_map((rows,)).values()}
+  )
+  start, stop = blocks[0]
+  for block_start, block_stop in blocks[1:]:
+    if block_start > stop:
+      raise ValueError(
+        f"process {jax.process_index()} holds batch rows {blocks}, not one contiguous block: order the "
+        "mesh's devices by process"
+      )
+    stop = max(stop, block_stop)
+  return slice(start, stop)
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 

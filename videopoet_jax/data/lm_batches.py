@@ -1,11 +1,15 @@
 """LM training batches: token-shard examples through grain, turned into task sequences by the mixture.
 
-Each step's plan (length group, tasks, guidance drops) is a pure function of (seed, step); the examples
-come from a grain iterator over this process's share of the shards (reshuffled every epoch), whose position
-is saved with every checkpoint. Each process builds its own rows of the global batch.
+Each step's plan (length group, tasks, guidance drops) is a pure function of (seed, step); the examples are
+the next ones of the global example order (`token_pipeline.GlobalOrder`: the whole train split, reshuffled
+every epoch), whose position is saved with every checkpoint. Each process reads and builds only its own rows
+of the global batch (the rows its devices hold), so a run trains on the same batches with any number of
+processes, and a checkpoint restores into any process count.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -53,10 +57,25 @@ def layout_for(config: ml_collections.ConfigDict, manifest: dict) -> sequence.La
   return sequence.Layout.from_config(config.layout, manifest.get("token_masks", {}))
 
 
-class TaskBatches:
-  """`batch(step)` -> this process's rows of step's `sequence.Batch`; `iterator` is the grain iterator."""
+def even_process_rows(rows: int) -> slice:
+  """This process's block of `rows` split evenly over the processes in order (a pure data-parallel mesh)."""
+  share = rows // jax.process_count()
+  return slice(jax.process_index() * share, (jax.process_index() + 1) * share)
 
-  def __init__(self, config: ml_collections.ConfigDict, data_parallel: int):
+
+class TaskBatches:
+  """`batch(step)` -> this process's rows of step's `sequence.Batch`; `iterator` is the GlobalOrder read.
+
+  `process_rows(rows)` is the block of a global batch of `rows` this process builds (default: an even
+  split over the processes; the trainer passes `sharding.process_rows` of its batch sharding).
+  """
+
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    data_parallel: int,
+    process_rows: Callable[[int], slice] = even_process_rows,
+  ):
     self.tokens_dir = tokens_dir = config.data.tokens_dir
     manifest = token_shards.read_manifest(tokens_dir)
     check_manifest(config, manifest, tokens_dir)
@@ -65,27 +84,20 @@ class TaskBatches:
     self.mixture = mixture_lib.Mixture(
       config.mixture, self.layout, config.train.batch_size, data_parallel, config.train.steps, config.seed
     )
-    self.process_index, self.process_count = jax.process_index(), jax.process_count()
-    self.iterator = iter(
-      token_pipeline.token_dataset(
-        tokens_dir,
-        config.data.train_split,
-        seed=config.seed,
-        read_threads=config.data.read_threads,
-        shard_index=self.process_index,
-        shard_count=self.process_count,
-      )
+    self.process_rows = process_rows
+    self.iterator = token_pipeline.token_order(
+      tokens_dir, config.data.train_split, config.seed, config.data.read_threads
     )
 
   def batch(self, step: int) -> sequence.Batch:
+    """This process's rows of step's batch; call for steps in order (each moves the data position on)."""
     draw = self.mixture.draw(step)
-    rows = draw.group.batch_size // self.process_count
-    mine = slice(self.process_index * rows, (self.process_index + 1) * rows)
+    mine = self.process_rows(draw.group.batch_size)
+    examples = self.iterator.read(mine.start, mine.stop)
+    self.iterator.advance(draw.group.batch_size)
     sequences, task_ids = [], []
-    for name, drop in zip(draw.tasks[mine], draw.drops[mine], strict=True):
-      sequences.append(
-        sequence.build(registry.TASKS[name], next(self.iterator), self.vocab, self.layout, drop)
-      )
+    for name, drop, example in zip(draw.tasks[mine], draw.drops[mine], examples, strict=True):
+      sequences.append(sequence.build(registry.TASKS[name], example, self.vocab, self.layout, drop))
       task_ids.append(registry.TASK_NAMES.index(name))
     return sequence.collate(sequences, task_ids, draw.group.length, self.vocab, self.layout)
 
@@ -98,8 +110,7 @@ class TaskBatches:
         break
       records += token_shards.read_shard(path)
     records = records[:examples]
-    rows = len(records) // self.process_count
-    mine = records[self.process_index * rows : (self.process_index + 1) * rows]
+    mine = records[self.process_rows(len(records))]
     batches = []
     for group in self.mixture.groups:
       for name in group.tasks:

@@ -7,10 +7,18 @@
 A checkpoint saves the iterator with orbax through grain's handler (`checkpoint_args(it)` under an item
 name of the CheckpointManager), so a run restored mid-epoch reads exactly the batches an uninterrupted run
 would have read: the order is a pure function of (seed, epoch), and the state is the position in it.
+
+Multi-process training reads through a `GlobalOrder` instead: random access into the order of the whole
+dataset, so every process reads only the examples of its own rows of each global batch, and the data a run
+trains on is the same for any number of processes (`GlobalOrder.read`). Its state, the position in the
+global order, is the same on every process: it is saved once (training/checkpoints.py) and restores into a run
+with any process count; grain's handler writes one `process_<i>-of-<n>.json` per process, which only a run
+with the same process count can read.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Sequence
 
 import grain
@@ -94,6 +102,52 @@ def make_dataset(
   if batch_size:
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, batch_fn=collate)
   return dataset
+
+
+def global_order(source, decode: Callable | None = None, *, seed: int) -> grain.MapDataset:
+  """Random access into `make_dataset`'s order of the whole `source` (one process): element i is the i-th
+  example that a one-process iterator with the same seed yields (reshuffled every epoch, repeated)."""
+  dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+  return dataset if decode is None else dataset.map(decode)
+
+
+class GlobalOrder:
+  """A position in the global example order, and reads of any rows of the examples that follow it.
+
+  Every process holds one, at the same position: a global batch of `count` examples is the next `count`
+  examples of the order, a process reads the rows [start, stop) its devices hold (`read`), and all move on
+  by `count` (`advance`). The state is `{"next_index": position}`, the same as a one-process grain
+  iterator's over the same order.
+  """
+
+  STATE_KEY = "next_index"
+
+  def __init__(self, dataset: grain.MapDataset, read_threads: int = 1):
+    self.dataset = dataset
+    self.position = 0
+    self._pool = concurrent.futures.ThreadPoolExecutor(max(read_threads, 1)) if read_threads > 1 else None
+
+  def read(self, start: int, stop: int) -> list:
+    """The examples at positions [position + start, position + stop) of the order."""
+    indices = range(self.position + start, self.position + stop)
+    if self._pool is None:
+      return [self.dataset[i] for i in indices]
+    return list(self._pool.map(self.dataset.__getitem__, indices))
+
+  def advance(self, count: int) -> None:
+    self.position += count
+
+  def get_state(self) -> dict:
+    return {self.STATE_KEY: self.position}
+
+  def set_state(self, state: dict) -> None:
+    self.position = int(state[self.STATE_KEY])
+
+
+def token_order(out: str, split: str, seed: int, read_threads: int = 1) -> GlobalOrder:
+  """A `GlobalOrder` over the token shards `out/<split>/*.array_record`, at position 0."""
+  source = grain.sources.ArrayRecordDataSource(token_shards.shard_paths(out, split))
+  return GlobalOrder(global_order(source, token_shards.deserialize, seed=seed), read_threads)
 
 
 def token_dataset(out: str, split: str, **kwargs) -> grain.IterDataset:

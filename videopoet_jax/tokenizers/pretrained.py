@@ -16,7 +16,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from videopoet_jax import config_utils
+from videopoet_jax import config_utils, distributed
 from videopoet_jax.tokenizers import rvq
 from videopoet_jax.tokenizers.audio import AudioTokenizer
 from videopoet_jax.tokenizers.video import VideoTokenizer
@@ -41,10 +41,15 @@ def bundled_path(name: str) -> str:
 
 
 def export(path: str, params: nnx.State, config: ml_collections.ConfigDict) -> None:
-  """Writes `params` and the config to the export folder `path` (overwriting it)."""
+  """Writes `params` and the config to the export folder `path` (overwriting it).
+
+  Multi-process: every process calls it (orbax writes each process's shards); the primary writes the config.
+  """
   os.makedirs(path, exist_ok=True)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.abspath(os.path.join(path, "params")), params, force=True)
+  if not distributed.is_primary():
+    return
   data = config_utils.to_json_dict(config)
   data["export_format"] = EXPORT_FORMAT
   with open(os.path.join(path, "config.json"), "w") as f:

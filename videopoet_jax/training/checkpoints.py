@@ -1,12 +1,21 @@
 """Orbax checkpointing: async, atomic, keep-last-N, with the resolved config saved beside every step.
 
-A workdir holds `checkpoints/<step>/{state,config}` (+ `data`, the grain iterator's position, for trainers
-that read through one); `config` is the JSON of the run's resolved config and is compared with the
-requested config before anything is restored.
+A workdir holds `checkpoints/<step>/{state,config}` (+ the data position for trainers that read through an
+iterator); `config` is the JSON of the run's resolved config and is compared with the requested config
+before anything is restored.
+
+Data positions: a grain iterator is saved by grain's handler under `data`, one `process_<i>-of-<n>.json` per
+process (restorable only with the same process count); a `token_pipeline.GlobalOrder`, whose position is the
+same on every process, is saved once as JSON under `data_position` and restores with any process count (a
+one-process `data` item written before `data_position` existed is read as its position).
+
+Multi-process: every process calls `save` and `restore` (orbax coordinates them, each process writes its
+shards of the arrays, the primary one the metadata and JSON items).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -17,6 +26,31 @@ from videopoet_jax import config_utils
 from videopoet_jax.data import token_pipeline
 
 CHECKPOINT_SUBDIR = "checkpoints"
+# Checkpoint items of the data position: grain iterator (per process) / GlobalOrder (once).
+GRAIN_ITEM = "data"
+POSITION_ITEM = "data_position"
+# The file grain's handler writes for process 0 of a one-process run.
+ONE_PROCESS_GRAIN_FILE = "process_0-of-1.json"
+
+
+def _data_save_args(data_iterator) -> dict:
+  if isinstance(data_iterator, token_pipeline.GlobalOrder):
+    return {POSITION_ITEM: ocp.args.JsonSave(data_iterator.get_state())}
+  return {GRAIN_ITEM: token_pipeline.checkpoint_args(data_iterator)}
+
+
+def _restore_position(manager: ocp.CheckpointManager, step: int, order: token_pipeline.GlobalOrder) -> None:
+  """Moves `order` to the position saved with `step` (or a one-process grain iterator's, older runs)."""
+  step_dir = os.path.join(str(manager.directory), str(step))
+  if os.path.isdir(os.path.join(step_dir, POSITION_ITEM)):
+    state = manager.restore(step, args=ocp.args.Composite(**{POSITION_ITEM: ocp.args.JsonRestore()}))
+    order.set_state(state[POSITION_ITEM])
+    return
+  legacy = os.path.join(step_dir, GRAIN_ITEM, ONE_PROCESS_GRAIN_FILE)
+  if not os.path.exists(legacy):
+    raise FileNotFoundError(f"checkpoint step {step} in {manager.directory} holds no data position")
+  with open(legacy) as f:
+    order.set_state(json.load(f))
 
 
 def make_manager(
@@ -47,7 +81,7 @@ def save(
     "config": ocp.args.JsonSave(config_utils.to_json_dict(config)),
   }
   if data_iterator is not None:
-    items["data"] = token_pipeline.checkpoint_args(data_iterator)
+    items.update(_data_save_args(data_iterator))
   return manager.save(step, args=ocp.args.Composite(**items), force=force)
 
 
@@ -67,7 +101,7 @@ def restore(
   """Restores `(state, step)` from `step` (default: latest) after checking the architecture matches.
 
   `abstract_state` is a pytree of jax.ShapeDtypeStruct (with shardings) that fixes structure and placement.
-  A given `data_iterator` (grain) is moved to the position saved with the step.
+  A given `data_iterator` (grain iterator or GlobalOrder) is moved to the position saved with the step.
   """
   step = manager.latest_step() if step is None else step
   if step is None:
@@ -76,7 +110,10 @@ def restore(
     read_config(manager, step), config_utils.to_json_dict(config), str(manager.directory)
   )
   items = {"state": ocp.args.StandardRestore(abstract_state)}
-  if data_iterator is not None:
-    items["data"] = token_pipeline.checkpoint_args(data_iterator, restore=True)
+  grain_iterator = data_iterator is not None and not isinstance(data_iterator, token_pipeline.GlobalOrder)
+  if grain_iterator:
+    items[GRAIN_ITEM] = token_pipeline.checkpoint_args(data_iterator, restore=True)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
+  if data_iterator is not None and not grain_iterator:
+    _restore_position(manager, step, data_iterator)
   return restored.state, step

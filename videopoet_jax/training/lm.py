@@ -180,7 +180,8 @@ class Trainer:
     self._eval = jax.jit(
       sums, in_shardings=(self.state_sharding.params, self.batch_sharding), out_shardings=replicated
     )
-    self.batches = lm_batches.TaskBatches(config, self.data_parallel) if data else None
+    rows = functools.partial(sharding.process_rows, self.batch_sharding)
+    self.batches = lm_batches.TaskBatches(config, self.data_parallel, rows) if data else None
     self.data_iterator = self.batches.iterator if data else None
     self._eval_batches = None
 

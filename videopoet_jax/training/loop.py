@@ -9,9 +9,14 @@ A trainer object provides:
   put_batch(x)    places a host batch on the mesh
   export_params(state)  the nnx.State written to `<workdir>/export` at every checkpoint
 and optionally:
-  data_iterator   a grain iterator whose position is saved with every checkpoint and restored on resume
+  data_iterator   a grain iterator or token_pipeline.GlobalOrder whose position is saved with every
+                  checkpoint and restored on resume
   export_assets(path)   writes files the export needs besides parameters and config (e.g. a text model)
   evaluate(state) -> `{name: float}`, logged every config.train.eval_every steps
+
+Multi-process runs: every process runs `fit` (steps, evaluation, checkpoints and the export's parameters
+are collective); metrics.jsonl, TensorBoard, the log lines and the export's config and assets are written
+by the primary process only.
 
 A step whose metrics hold NONFINITE_IN_A_ROW (steps skipped in a row for a NaN/inf loss or gradient) stops
 the run once that reaches config.train.max_nonfinite_steps, without writing the bad state.
@@ -28,6 +33,7 @@ from collections.abc import Callable, Iterator
 import jax
 import numpy as np
 
+from videopoet_jax import distributed
 from videopoet_jax.tokenizers import pretrained
 from videopoet_jax.training import checkpoints
 from videopoet_jax.training.progress import ProgressLogger
@@ -62,7 +68,7 @@ def fit(trainer, workdir: str, make_batches: Callable[[int], Iterator[np.ndarray
     batches = itertools.chain([first], batches)
   total = config.train.steps
   eval_every = config.train.get("eval_every", 0) if hasattr(trainer, "evaluate") else 0
-  logger = ProgressLogger(workdir, total, start)
+  logger = ProgressLogger(workdir, total, start, write=distributed.is_primary())
   stop = {"signal": None}
   previous = {
     s: signal.signal(s, lambda num, _: stop.update(signal=num)) for s in (signal.SIGINT, signal.SIGTERM)
@@ -89,7 +95,7 @@ def fit(trainer, workdir: str, make_batches: Callable[[int], Iterator[np.ndarray
         checkpoints.save(manager, step, state, config, force=True, data_iterator=data_iterator)
         export_dir = os.path.join(workdir, pretrained.EXPORT_SUBDIR)
         pretrained.export(export_dir, trainer.export_params(state), config)
-        if hasattr(trainer, "export_assets"):
+        if hasattr(trainer, "export_assets") and distributed.is_primary():
           trainer.export_assets(export_dir)
       if stop["signal"]:
         logging.warning("signal %d: saved step %d, stopping", stop["signal"], step)

@@ -23,12 +23,17 @@ def format_seconds(seconds: float) -> str:
 
 
 class ProgressLogger:
-  """Writes metrics every call; speed and ETA are measured between calls (compile time excluded)."""
+  """Writes metrics every call; speed and ETA are measured between calls (compile time excluded).
 
-  def __init__(self, workdir: str, total_steps: int, start_step: int):
+  `write=False` (every process but the primary one of a multi-process run) writes and logs nothing.
+  """
+
+  def __init__(self, workdir: str, total_steps: int, start_step: int, write: bool = True):
     self.total_steps = total_steps
-    self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
-    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115 -- closed in close().
+    self.write = write
+    self.writer = SummaryWriter(os.path.join(workdir, "tensorboard")) if write else None
+    # Closed in close().
+    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a") if write else None  # noqa: SIM115
     self.last_step, self.last_time = start_step, None
     self.started = time.time()
 
@@ -41,6 +46,8 @@ class ProgressLogger:
       rate = (step - self.last_step) / (now - self.last_time) if self.last_time else float("nan")
       self.last_step, self.last_time = step, now
     eta = (self.total_steps - step) / rate if rate == rate and rate > 0 else float("nan")
+    if not self.write:
+      return
     for key, value in metrics.items():
       self.writer.add_scalar(key, value, step)
     if rate == rate:  # the first call has no speed yet
@@ -54,5 +61,6 @@ class ProgressLogger:
     logging.info("step %d/%d %s | %.2f steps/s | ETA %s", step, self.total_steps, shown, rate, eta_text)
 
   def close(self) -> None:
-    self.writer.close()
-    self.jsonl.close()
+    if self.write:
+      self.writer.close()
+      self.jsonl.close()
