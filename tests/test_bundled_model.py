@@ -1,4 +1,4 @@
-"""The bundled default model (videopoet_jax/assets/): it loads, fits its tokenizers and generates real clips."""
+"""The bundled default model (videopoet_jax/assets/): it loads, fits its tokenizers, generates real clips."""
 
 import json
 import pathlib

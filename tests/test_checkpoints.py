@@ -59,17 +59,19 @@ def test_an_export_copied_in_bfloat16_loads_as_the_rounded_float32_weights(tiny_
   from videopoet_jax.tokenizers.video import VideoTokenizer
 
   module = VideoTokenizer(tiny_video_config.model, rngs=nnx.Rngs(0))
-  pretrained.export(str(tmp_path / "fp32"), nnx.state(module, pretrained.EXPORTED_VARIABLES), tiny_video_config)
+  exported = nnx.state(module, pretrained.EXPORTED_VARIABLES)
+  pretrained.export(str(tmp_path / "fp32"), exported, tiny_video_config)
   (tmp_path / "fp32" / "MODEL_CARD.md").write_text("card")
   pretrained.copy_export(str(tmp_path / "fp32"), str(tmp_path / "bf16"), "bfloat16")
   assert (tmp_path / "bf16" / "MODEL_CARD.md").read_text() == "card"
   size = lambda p: sum(f.stat().st_size for f in (p / "params").rglob("*") if f.is_file())
   assert size(tmp_path / "bf16") < 0.7 * size(tmp_path / "fp32")
   loaded, _ = pretrained.load_video_tokenizer(str(tmp_path / "bf16"))
-  original = jax.tree.leaves(nnx.state(module, pretrained.EXPORTED_VARIABLES))
-  for a, b in zip(original, jax.tree.leaves(nnx.state(loaded, pretrained.EXPORTED_VARIABLES)), strict=True):
+  original = jax.tree.leaves(exported)
+  restored = jax.tree.leaves(nnx.state(loaded, pretrained.EXPORTED_VARIABLES))
+  for a, b in zip(original, restored, strict=True):
     assert b.dtype == a.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(a.astype(jnp.bfloat16).astype(jnp.float32)), np.asarray(b))
-  assert any(not np.array_equal(a, b) for a, b in zip(original, jax.tree.leaves(nnx.state(loaded))))
+  assert any(not np.array_equal(a, b) for a, b in zip(original, restored, strict=True))
   with pytest.raises(FileNotFoundError):
     pretrained.copy_export(str(tmp_path / "nothing"), str(tmp_path / "out"))

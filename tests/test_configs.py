@@ -10,6 +10,7 @@ from conftest import REPO
 CONFIG_VARIANTS = {
   "video_tokenizer": ["tiny", "demo", "faithful64", "paper"],
   "audio_tokenizer": ["tiny", "demo", "paper"],
+  "lm": ["tiny", "demo", "300m", "1b", "8b"],
 }
 
 

@@ -68,7 +68,7 @@ def export_folder(path: str) -> str:
 def copy_export(source: str, dest: str, dtype: str | None = None) -> None:
   """Copies the export folder (or workdir export) `source` to `dest`, its floating-point parameters stored
   as `dtype` (e.g. "bfloat16" halves a bundled model's size; `load` casts them back to the architecture's
-  parameter dtype). Files beside `params/` (config, manifest, text model, model card) are copied as they are."""
+  parameter dtype). The files beside `params/` (config, manifest, text model, model card) are copied as is."""
   source = export_folder(source)
   _read_export_config(source)  # refuses an export of another format
   if os.path.exists(dest):
