@@ -1,7 +1,5 @@
 """tokenizers/encode.py: token shards from a tiny shapes_world build, sharded over 8 devices, resumable."""
 
-import functools
-import importlib.util
 import os
 import signal
 import subprocess
@@ -14,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from videopoet_jax.data import conditioning, shapes_world_dataset, token_shards
+from videopoet_jax.data import conditioning, shapes_world_dataset, stream_encoding, token_shards
 from videopoet_jax.tokenizers import pretrained, text
 from videopoet_jax.tokenizers.audio import AudioTokenizer
 from videopoet_jax.tokenizers.video import VideoTokenizer
@@ -168,29 +166,21 @@ def test_bad_input_is_one_line_error(setup, tmp_path, flag, message):
   assert result.returncode != 0 and last.startswith("error: ") and message in last, result.stderr[-2000:]
 
 
-@functools.cache
-def _encode_module():
-  """tokenizers/encode.py imported once (its absl flags can be defined only once per process)."""
-  spec = importlib.util.spec_from_file_location("encode_program", REPO / "tokenizers" / "encode.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.mark.parametrize("model_rate", [16_000, 8_000])
 def test_audio_stream_uses_the_audio_tokenizer(setup, model_rate):
   root, builder = setup
-  encode = _encode_module()
   tokenizer, _ = pretrained.load_video_tokenizer(str(root / "tokenizer"))
   audio_config = load_config("audio_tokenizer", "tiny")
   audio_config.model.sample_rate = model_rate
   audio_tokenizer = AudioTokenizer(audio_config.model, rngs=nnx.Rngs(0))
   levels, hop = audio_tokenizer.geometry.levels, audio_tokenizer.geometry.hop
-  encoder = encode.Encoder(tokenizer, (audio_tokenizer, audio_config), batch_size=8, sample_rate=16_000)
+  encoder = stream_encoding.Encoder(
+    tokenizer, (audio_tokenizer, audio_config), batch_size=8, sample_rate=16_000
+  )
   source = builder.as_data_source()["train"]
   examples = [source[i] for i in range(3)]
   silent = dict(examples[1], has_audio=np.bool_(False))  # a clip_folder video without a track
-  records = encode.shard_records(
+  records = stream_encoding.shard_records(
     encoder, [examples[0], silent, examples[2]], 0, ["audio"], builder.info.features, None, None
   )
   assert "audio" not in records[1] and all("video" not in r for r in records)
@@ -204,11 +194,12 @@ def test_audio_stream_uses_the_audio_tokenizer(setup, model_rate):
 
 def test_precomputed_text_embeddings_replace_text_ids(setup):
   _, builder = setup
-  encode = _encode_module()
   source = builder.as_data_source()["train"]
   examples = [source[i] for i in range(4, 7)]
   embeddings = np.random.default_rng(0).normal(size=(12, 6, 16)).astype(np.float32)  # [N, L, D], e.g. T5
-  records = encode.shard_records(None, examples, 4, ["text"], builder.info.features, None, embeddings)
+  records = stream_encoding.shard_records(
+    None, examples, 4, ["text"], builder.info.features, None, embeddings
+  )
   for i, record in enumerate(records):
     assert "text" not in record and record["index"] == 4 + i
     np.testing.assert_array_equal(record["text_embedding"], embeddings[4 + i])
