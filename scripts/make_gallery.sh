@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's gallery: one sample of every task from the bundled model, made by sample.py.
-#   bash scripts/make_gallery.sh [OUT]          (default docs/media/gallery; about 5 minutes on 2 CPU cores)
+#   bash scripts/make_gallery.sh [OUT]          (default docs/media/gallery; about 70 s on 2 CPU cores)
 # The inputs are a shapes_world test clip (a seed never trained on), written by the preview program with its
 # soundtrack, and that clip's first frame.
 set -euo pipefail
