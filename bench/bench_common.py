@@ -1,6 +1,24 @@
-"""Shared by the bench scripts: emit a result as one JSON line, on stdout and into a file."""
+"""Shared by the bench scripts: time a jitted call, emit a result as one JSON line (stdout and a file)."""
 
 import json
+import statistics
+import time
+
+import jax
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+  """(median seconds of `repeats` calls of `fn()` after a warm-up call, seconds of the warm-up call incl.
+  compile); each call waits for its results (jax.block_until_ready)."""
+  start = time.perf_counter()
+  jax.block_until_ready(fn())
+  first = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times), first
 
 
 def emit(result: dict, path: str) -> None:

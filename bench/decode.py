@@ -32,7 +32,6 @@ B6  per-token latency of the Python-dispatched loop (`generate_stepwise`: one ji
 
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -70,19 +69,6 @@ BYTES_PER_FLOAT = 4
 BANDWIDTH_BYTES = 512 * 2**20
 ROPE_BASE = 10_000.0
 B1_CHECK_BATCH8_TOKENS = 64
-
-
-def _timed(fn, repeats):
-  """(median seconds of `repeats` calls after a warm-up call, seconds of the warm-up call incl. compile)."""
-  start = time.perf_counter()
-  jax.block_until_ready(fn())
-  first = time.perf_counter() - start
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times), first
 
 
 def _model_config(width=None, depth=None):
@@ -153,7 +139,7 @@ def _b1(model, repeats):
   for batch in batches:
     prompt = _prompt(batch, prompt_length)
     for tokens in lengths:
-      seconds, first = _timed(_kv_generate(model, prompt, tokens), repeats)
+      seconds, first = bench_common.timed(_kv_generate(model, prompt, tokens), repeats)
       kv[batch, tokens] = seconds
       result[f"kv_tok_s_b{batch}_{tokens}"] = batch * tokens / seconds
       result[f"kv_compile_and_first_run_s_b{batch}_{tokens}"] = first
@@ -163,7 +149,7 @@ def _b1(model, repeats):
     grid_s = []
     for n in grid:
       tokens_n = _prompt(batch, int(n), seed=1)
-      grid_s.append(_timed(lambda tokens_n=tokens_n, n=n: step(tokens_n, int(n)), repeats)[0])
+      grid_s.append(bench_common.timed(lambda tokens_n=tokens_n, n=n: step(tokens_n, int(n)), repeats)[0])
     result[f"recompute_grid_b{batch}"] = {int(n): s for n, s in zip(grid, grid_s, strict=True)}
     for tokens in lengths:
       steps = np.arange(prompt_length, prompt_length + tokens)
@@ -193,7 +179,7 @@ def _b1(model, repeats):
 def _bandwidth(repeats):
   x = jnp.ones((BANDWIDTH_BYTES // BYTES_PER_FLOAT,), jnp.float32)
   read = jax.jit(jnp.sum)
-  seconds, _ = _timed(lambda: read(x), repeats)
+  seconds, _ = bench_common.timed(lambda: read(x), repeats)
   return BANDWIDTH_BYTES / seconds
 
 
@@ -213,7 +199,7 @@ def _b2(model, repeats):
   bandwidth = _bandwidth(repeats)
   fractions = {}
   for batch in (int(b) for b in FLAGS.roofline_batches):
-    seconds, _ = _timed(_kv_generate(model, _prompt(batch, FLAGS.prompt), tokens), repeats)
+    seconds, _ = bench_common.timed(_kv_generate(model, _prompt(batch, FLAGS.prompt), tokens), repeats)
     step_bytes = weight_bytes + batch * mean_length * kv_bytes_per_position
     fractions[batch] = step_bytes * tokens / seconds / bandwidth
   return {
@@ -265,7 +251,7 @@ def _hf_gpt2(batch, tokens, repeats, threads):
 
   out = run()
   assert out.shape == (batch, tokens + 1), out.shape
-  seconds, _ = _timed(run, repeats)
+  seconds, _ = bench_common.timed(run, repeats)
   return seconds, f"torch {torch.__version__}, transformers {transformers.__version__}"
 
 
@@ -274,7 +260,7 @@ def _b3(model, repeats):
   cores can be many times slower than on one); vs_hf_same_threads_b{B}: HF on all cores, like XLA."""
   result, tokens = {}, FLAGS.hf_tokens
   for batch in (int(b) for b in FLAGS.batches):
-    ours, _ = _timed(_kv_generate(model, _prompt(batch, 1), tokens), repeats)
+    ours, _ = bench_common.timed(_kv_generate(model, _prompt(batch, 1), tokens), repeats)
     result[f"ours_tok_s_b{batch}_hf_setting"] = batch * tokens / ours
     result[f"vs_hf_b{batch}"] = result[f"vs_hf_same_threads_b{batch}"] = None
     theirs = {}
@@ -294,8 +280,9 @@ def _b6(model, repeats):
   schedule = decoding.schedule_from_segments([(0, FLAGS.vocab, tokens)])
   settings = decoding.SamplingSettings.create(temperature=0.0)
   key = jax.random.key(0)
-  loop, _ = _timed(lambda: decoding.generate(model, prompt, schedule, settings, key), repeats)
-  stepwise, _ = _timed(lambda: decoding.generate_stepwise(model, prompt, schedule, settings, key), repeats)
+  args = (model, prompt, schedule, settings, key)
+  loop, _ = bench_common.timed(lambda: decoding.generate(*args), repeats)
+  stepwise, _ = bench_common.timed(lambda: decoding.generate_stepwise(*args), repeats)
   return {
     "while_loop_ms_per_token": loop / tokens * 1e3,
     "python_loop_ms_per_token": stepwise / tokens * 1e3,

@@ -9,8 +9,6 @@ of eval windows. Medians of `repeats` timed calls after a warm-up; compile time 
 
 import os
 import platform
-import statistics
-import time
 
 import bench_common
 import jax
@@ -26,26 +24,15 @@ flags.DEFINE_string("out", "bench/tokenizers.json", "Where to write the JSON res
 FLAGS = flags.FLAGS
 
 
-def _time(fn, arg, repeats):
-  start = time.perf_counter()
-  jax.block_until_ready(fn(arg))
-  compile_s = time.perf_counter() - start
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(arg))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times), compile_s
-
-
 def main(argv):
   del argv
   tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
   shape = (FLAGS.batch_size, config.data.frames, config.data.size, config.data.size, 3)
   video = jax.random.uniform(jax.random.PRNGKey(0), shape, minval=-1.0, maxval=1.0)
   encode, decode = jax.jit(tokenizer.encode), jax.jit(tokenizer.decode)
-  encode_s, encode_compile_s = _time(encode, video, FLAGS.repeats)
-  decode_s, decode_compile_s = _time(decode, encode(video), FLAGS.repeats)
+  encode_s, encode_compile_s = bench_common.timed(lambda: encode(video), FLAGS.repeats)
+  ids = encode(video)
+  decode_s, decode_compile_s = bench_common.timed(lambda: decode(ids), FLAGS.repeats)
   result = {
     "machine": platform.processor() or platform.machine(),
     "cpu_count": os.cpu_count(),
@@ -70,8 +57,9 @@ def _audio():
   window = geometry.samples(geometry.frames(config.data.eval_window_samples))
   wave = jax.random.uniform(jax.random.PRNGKey(0), (FLAGS.batch_size, window), minval=-0.5, maxval=0.5)
   encode, decode = jax.jit(tokenizer.encode), jax.jit(tokenizer.decode)
-  encode_s, encode_compile_s = _time(encode, wave, FLAGS.repeats)
-  decode_s, decode_compile_s = _time(decode, encode(wave), FLAGS.repeats)
+  encode_s, encode_compile_s = bench_common.timed(lambda: encode(wave), FLAGS.repeats)
+  ids = encode(wave)
+  decode_s, decode_compile_s = bench_common.timed(lambda: decode(ids), FLAGS.repeats)
   audio_s = FLAGS.batch_size * window / geometry.sample_rate
   return {
     "audio_window_samples": window,

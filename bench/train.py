@@ -54,23 +54,14 @@ PREFIX_FRACTION = 0.25
 TRAIN_FLOPS_PER_PARAM = 6
 
 
-def _median_seconds(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def matmul_peak(sizes, repeats: int) -> tuple[float, int]:
   """Best fp32 jnp.dot FLOP/s over square sizes `sizes` (medians of `repeats`), and its size."""
   best = (0.0, 0)
   for n in sizes:
     a, b = (jax.random.normal(jax.random.key(i), (n, n), jnp.float32) for i in range(2))
     dot = jax.jit(jnp.dot)
-    jax.block_until_ready(dot(a, b))
-    best = max(best, (2 * n**3 / _median_seconds(lambda a=a, b=b, dot=dot: dot(a, b), repeats), n))
+    seconds, _ = bench_common.timed(lambda a=a, b=b, dot=dot: dot(a, b), repeats)
+    best = max(best, (2 * n**3 / seconds, n))
   return best
 
 
