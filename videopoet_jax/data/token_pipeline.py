@@ -65,6 +65,14 @@ def collate(records: Sequence[dict]) -> dict:
   return batch
 
 
+def _ordered(dataset: grain.MapDataset, decode, seed: int, shuffle: bool, num_epochs: int | None):
+  """The example order both readers share: shuffled by `seed` (reshuffled every epoch), repeated, decoded."""
+  if shuffle:
+    dataset = dataset.shuffle(seed=seed)
+  dataset = dataset.repeat(num_epochs)
+  return dataset if decode is None else dataset.map(decode)
+
+
 def make_dataset(
   source,
   decode: Callable | None = None,
@@ -90,12 +98,8 @@ def make_dataset(
   """
   shard_index = jax.process_index() if shard_index is None else shard_index
   shard_count = jax.process_count() if shard_count is None else shard_count
-  dataset = grain.MapDataset.source(source)[shard_index::shard_count]
-  if shuffle:
-    dataset = dataset.shuffle(seed=seed)
-  dataset = dataset.repeat(num_epochs)
-  if decode is not None:
-    dataset = dataset.map(decode)
+  mine = grain.MapDataset.source(source)[shard_index::shard_count]
+  dataset = _ordered(mine, decode, seed, shuffle, num_epochs)
   dataset = dataset.to_iter_dataset(
     grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * max(read_threads, 1))
   )
@@ -107,8 +111,7 @@ def make_dataset(
 def global_order(source, decode: Callable | None = None, *, seed: int) -> grain.MapDataset:
   """Random access into `make_dataset`'s order of the whole `source` (one process): element i is the i-th
   example that a one-process iterator with the same seed yields (reshuffled every epoch, repeated)."""
-  dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-  return dataset if decode is None else dataset.map(decode)
+  return _ordered(grain.MapDataset.source(source), decode, seed, shuffle=True, num_epochs=None)
 
 
 class GlobalOrder:

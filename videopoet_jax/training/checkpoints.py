@@ -110,10 +110,10 @@ def restore(
     read_config(manager, step), config_utils.to_json_dict(config), str(manager.directory)
   )
   items = {"state": ocp.args.StandardRestore(abstract_state)}
-  grain_iterator = data_iterator is not None and not isinstance(data_iterator, token_pipeline.GlobalOrder)
-  if grain_iterator:
+  global_order = isinstance(data_iterator, token_pipeline.GlobalOrder)
+  if data_iterator is not None and not global_order:
     items[GRAIN_ITEM] = token_pipeline.checkpoint_args(data_iterator, restore=True)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
-  if data_iterator is not None and not grain_iterator:
+  if global_order:
     _restore_position(manager, step, data_iterator)
   return restored.state, step
