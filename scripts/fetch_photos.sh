@@ -17,10 +17,11 @@ for deb in *.deb; do dpkg -x "$deb" x; done
 find x -path '*examples/data*' \( -iname '*.jpg' -o -iname '*.png' \) \
   -not -regex '.*/\(left\|right\|chessboard\|pic\|box\|digits\|imageText\|text\|sudoku\|opencv-logo\|ml\|gradient\|ellipses\|detect_blob\|cards\|licenseplate\|notes\|HappyFish\|LinuxLogo\|WindowsLogo\|orange\|apple\|ela_\|graf\|smarties\|blox\|stuff\|data\|letter\|mask\|templ\|aloeGT\|lena_tmpl\|tmpl\|cat\|water_coins\|j\|img\|intrinsic\|calib\|alpha\|shape\|tsukuba\|pca\)[^/]*' \
   -exec cp {} "$out/" \;
-# Plasma keeps each wallpaper as several resolutions in <name>/contents/images: take the first landscape one.
+# Plasma keeps each wallpaper as several resolutions in <name>/contents/images: take the lexically first
+# resolution (some of them are portrait).
 for dir in x/usr/share/wallpapers/*/contents/images; do
   name=$(basename "$(dirname "$(dirname "$dir")")")
-  file=$(find "$dir" -maxdepth 1 -type f | sort -t x -k1,1nr | head -n 1)
+  file=$(find "$dir" -maxdepth 1 -type f | sort | head -n 1)
   [ -n "$file" ] && cp "$file" "$out/plasma-$name.${file##*.}"
 done
 find x/usr/share/backgrounds -type f \( -iname '*.jpg' -o -iname '*.png' -o -iname '*.webp' \) -size +50k \
