@@ -10,11 +10,10 @@ resampled to the audio tokenizer's rate first.
 import functools
 
 import jax
-import ml_collections
 import numpy as np
 from flax import nnx
 
-from videopoet_jax import sharding
+from videopoet_jax import config_utils, sharding
 from videopoet_jax.data import conditioning, datasets, media
 
 STREAMS = ("video", "audio", "text", "inpaint_video", "outpaint_video", "structure_video")
@@ -46,9 +45,7 @@ class Encoder:
   """Runs the tokenizers on host examples; batches are sharded over the mesh's data axis."""
 
   def __init__(self, video_tokenizer, audio, batch_size: int, sample_rate: int):
-    self.mesh = sharding.make_mesh(
-      ml_collections.ConfigDict({"shape": (-1, 1, 1), "axes": ("data", "fsdp", "tensor")})
-    )
+    self.mesh = sharding.make_mesh(config_utils.data_parallel_mesh())
     parallel = sharding.data_parallel_size(self.mesh)
     self.batch_size = -(-batch_size // parallel) * parallel
     self.batch_sharding = sharding.batch_sharding(self.mesh)
