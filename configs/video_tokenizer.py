@@ -9,7 +9,8 @@ Variants:
   demo   -- trains on a 2-core CPU in under an hour (9,000 steps, 58 min): 64x64, 17 frames at 8 fps
             -> 5x8x8 ids of 14 bits.
             A cheaper shape of the same design: 4x4 space-to-depth stem, factorized (2+1)D causal convs,
-            early temporal downsampling, one residual block per resolution.
+            early temporal downsampling, one residual block per resolution, decoder norms that also see the
+            previous latent frame's codes.
   faithful64 -- the paper's layer pattern at 64x64 with 32 base channels (full 3x3x3 convs at full
                 resolution; ~50 s/step at batch 8 on that CPU), for accelerators.
   paper  -- MAGVIT-v2 as in the paper (17x128x128 -> 5x16x16, 18 bits, 128 base channels, mults 1,2,2,4,
@@ -63,6 +64,8 @@ def get_config(arg=None):
   config.model.factorized_conv = False
   # Decoder upsampling conv emits the next (narrower) level's width instead of its own (cheaper).
   config.model.narrow_upsample = False
+  # Decoder norms also see the previous latent frame's codes (causal), not only the current one's.
+  config.model.decoder_previous_codes = False
   # GroupNorm groups (clipped to divide the channel count).
   config.model.norm_groups = 32
   # Bits per token: the codebook has 2**code_bits entries.
@@ -129,6 +132,7 @@ def get_config(arg=None):
     config.model.temporal_downsample = (True, True)
     config.model.factorized_conv = True
     config.model.narrow_upsample = True
+    config.model.decoder_previous_codes = True
     config.model.norm_groups = 16
     config.model.code_bits = 14
     config.model.entropy_group_bits = 7

@@ -8,9 +8,11 @@ from videopoet_jax.tokenizers.layers import depth_to_space, space_to_depth
 from videopoet_jax.tokenizers.video import VideoGeometry, VideoTokenizer
 
 
-@pytest.fixture
-def tokenizer(tiny_video_config):
-  model = VideoTokenizer(tiny_video_config.model, rngs=nnx.Rngs(0))
+@pytest.fixture(params=[False, True], ids=["own_codes", "previous_codes"])
+def tokenizer(request, tiny_video_config):
+  model_config = tiny_video_config.model.copy_and_resolve_references()
+  model_config.decoder_previous_codes = request.param
+  model = VideoTokenizer(model_config, rngs=nnx.Rngs(0))
 
   # Random-init AdaGN maps are zero; perturb every parameter so no path is trivially constant.
   @jax.jit

@@ -118,11 +118,19 @@ class Encoder(nnx.Module):
 
 
 class Decoder(nnx.Module):
-  """`[B, t, h, w, code_bits]` quantized codes -> `[B, T, H, W, 3]` pixels (unbounded; ~[-1, 1])."""
+  """`[B, t, h, w, code_bits]` quantized codes -> `[B, T, H, W, 3]` pixels (unbounded; ~[-1, 1]).
+
+  Every level's adaptive group norm is driven by the codes of the latent frame a pixel frame belongs to and,
+  with `model.decoder_previous_codes`, by those of the latent frame before it as well (zeros before latent 0),
+  so a latent frame can spend its bits on what changed. Both keep the decoder causal.
+  """
 
   def __init__(self, model: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     _check_stage_flags(model)
     self.patch_size = model.patch_size
+    # Exports written before the option existed lack the key: they were trained without it.
+    self.previous_codes = model.get("decoder_previous_codes", False)
+    norm_code_dim = model.code_bits * (2 if self.previous_codes else 1)
     channels = _channels(model)
     groups, fact, bits = model.norm_groups, model.factorized_conv, model.code_bits
     c_in = channels[-1]
@@ -131,7 +139,7 @@ class Decoder(nnx.Module):
     norms, blocks, ups, up_factors = [], [], [], []
     for level in reversed(range(len(channels))):
       c = channels[level]
-      norms.append(AdaptiveGroupNorm(c_in, bits, groups, rngs=rngs))
+      norms.append(AdaptiveGroupNorm(c_in, norm_code_dim, groups, rngs=rngs))
       level_blocks = []
       for _ in range(model.num_res_blocks):
         level_blocks.append(ResBlock(c_in, c, groups, fact, rngs=rngs))
@@ -150,11 +158,15 @@ class Decoder(nnx.Module):
     self.conv_out = CausalConv3d(c_in, 3 * model.patch_size**2, factorized=fact, rngs=rngs)
 
   def __call__(self, codes: jax.Array) -> jax.Array:
+    norm_codes = codes
+    if self.previous_codes:
+      previous = jnp.pad(codes, ((0, 0), (1, 0), (0, 0), (0, 0), (0, 0)))[:, :-1]
+      norm_codes = jnp.concatenate([codes, previous], axis=-1)
     h = self.conv_in(codes)
     for block in self.mid:
       h = block(h)
     for i, level_blocks in enumerate(self.blocks):
-      h = self.norms[i](h, codes)
+      h = self.norms[i](h, norm_codes)
       for block in level_blocks:
         h = block(h)
       if i < len(self.ups):
