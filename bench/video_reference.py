@@ -49,40 +49,17 @@ def thumbnail_round_trip(clips: np.ndarray, side: int) -> np.ndarray:
   return out
 
 
-# Per codec: ffmpeg output options for quantizer q, the quantizer range (best quality first), the raw
+# Per codec: ffmpeg output options for quantizer {q}, the quantizer range (best quality first), the raw
 # stream format, and the stream units that are headers rather than payload.
 CODECS = {
   "hevc": {
-    "args": lambda q: [
-      "-c:v",
-      "libx265",
-      "-preset",
-      "veryslow",
-      "-tune",
-      "psnr",
-      "-pix_fmt",
-      "yuv444p",
-      "-x265-params",
-      f"qp={q}:info=0:log-level=none",
-    ],
+    "args": "-c:v libx265 -preset veryslow -tune psnr -pix_fmt yuv444p "
+    "-x265-params qp={q}:info=0:log-level=none",
     "quantizers": range(0, 52),
     "format": "hevc",
   },
   "av1": {
-    "args": lambda q: [
-      "-c:v",
-      "libaom-av1",
-      "-cpu-used",
-      "2",
-      "-crf",
-      str(q),
-      "-b:v",
-      "0",
-      "-pix_fmt",
-      "yuv444p",
-      "-threads",
-      "1",
-    ],
+    "args": "-c:v libaom-av1 -cpu-used 2 -crf {q} -b:v 0 -pix_fmt yuv444p -threads 1",
     "quantizers": range(0, 64),
     "format": "obu",
   },
@@ -131,26 +108,15 @@ def codec_round_trip(clip: np.ndarray, fps: float, codec: str, quantizer: int) -
   """`[T, S, S, 3]` uint8 -> (the clip decoded after encoding at `quantizer`, payload bits)."""
   spec = CODECS[codec]
   frames, size = clip.shape[0], clip.shape[1]
+  ffmpeg = [media.ffmpeg_exe(), "-nostdin", "-v", "error", "-y"]
+  raw = f"-f rawvideo -pix_fmt rgb24 -s {size}x{size} -r {fps}".split()
   with tempfile.TemporaryDirectory() as tmp:
     stream_path = os.path.join(tmp, "stream")
-    raw_in = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}", "-r", str(fps), "-i", "-"]
-    command = [media.ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *raw_in, *spec["args"](quantizer)]
-    subprocess.run([*command, "-f", spec["format"], stream_path], input=clip.tobytes(), check=True)
+    encode = [*ffmpeg, *raw, "-i", "-", *spec["args"].format(q=quantizer).split(), "-f", spec["format"]]
+    subprocess.run([*encode, stream_path], input=clip.tobytes(), check=True)
     with open(stream_path, "rb") as f:
       stream = f.read()
-    decode = [
-      media.ffmpeg_exe(),
-      "-nostdin",
-      "-v",
-      "error",
-      "-i",
-      stream_path,
-      "-f",
-      "rawvideo",
-      "-pix_fmt",
-      "rgb24",
-      "-",
-    ]
+    decode = [*ffmpeg, "-i", stream_path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     decoded = subprocess.run(decode, capture_output=True, check=True).stdout
   out = np.frombuffer(decoded, np.uint8).reshape(frames, size, size, 3)
   return out, 8 * PAYLOAD_BYTES[codec](stream)
