@@ -49,8 +49,8 @@ def thumbnail_round_trip(clips: np.ndarray, side: int) -> np.ndarray:
   return out
 
 
-# Per codec: ffmpeg output options for quantizer {q}, the quantizer range (best quality first), the raw
-# stream format, and the stream units that are headers rather than payload.
+# Per codec: ffmpeg output options (the quantizer as {q}), the quantizer range (finest first) and the raw
+# stream format; the constants below name the stream units that are headers rather than payload.
 CODECS = {
   "hevc": {
     "args": "-c:v libx265 -preset veryslow -tune psnr -pix_fmt yuv444p "
