@@ -49,21 +49,6 @@ def thumbnail_round_trip(clips: np.ndarray, side: int) -> np.ndarray:
   return out
 
 
-# Per codec: ffmpeg output options (the quantizer as {q}), the quantizer range (finest first) and the raw
-# stream format; the constants below name the stream units that are headers rather than payload.
-CODECS = {
-  "hevc": {
-    "args": "-c:v libx265 -preset veryslow -tune psnr -pix_fmt yuv444p "
-    "-x265-params qp={q}:info=0:log-level=none",
-    "quantizers": range(0, 52),
-    "format": "hevc",
-  },
-  "av1": {
-    "args": "-c:v libaom-av1 -cpu-used 2 -crf {q} -b:v 0 -pix_fmt yuv444p -threads 1",
-    "quantizers": range(0, 64),
-    "format": "obu",
-  },
-}
 HEVC_HEADER_NAL_TYPES = range(32, 41)  # VPS, SPS, PPS, AUD, EOS, EOB, FD, SEI prefix/suffix
 AV1_HEADER_OBU_TYPES = (1, 2, 5, 15)  # sequence header, temporal delimiter, metadata, padding
 _START_CODE = re.compile(b"\x00?\x00\x00\x01")  # Annex B, 3 or 4 bytes
@@ -101,7 +86,23 @@ def _av1_payload_bytes(stream: bytes) -> int:
   return total
 
 
-PAYLOAD_BYTES = {"hevc": _hevc_payload_bytes, "av1": _av1_payload_bytes}
+# Per codec: ffmpeg output options (the quantizer as {q}), the quantizer range (finest first), the raw
+# stream format and the counter of its payload bytes.
+CODECS = {
+  "hevc": {
+    "args": "-c:v libx265 -preset veryslow -tune psnr -pix_fmt yuv444p "
+    "-x265-params qp={q}:info=0:log-level=none",
+    "quantizers": range(0, 52),
+    "format": "hevc",
+    "payload_bytes": _hevc_payload_bytes,
+  },
+  "av1": {
+    "args": "-c:v libaom-av1 -cpu-used 2 -crf {q} -b:v 0 -pix_fmt yuv444p -threads 1",
+    "quantizers": range(0, 64),
+    "format": "obu",
+    "payload_bytes": _av1_payload_bytes,
+  },
+}
 
 
 def codec_round_trip(clip: np.ndarray, fps: float, codec: str, quantizer: int) -> tuple[np.ndarray, int]:
@@ -119,7 +120,7 @@ def codec_round_trip(clip: np.ndarray, fps: float, codec: str, quantizer: int) -
     decode = [*ffmpeg, "-i", stream_path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     decoded = subprocess.run(decode, capture_output=True, check=True).stdout
   out = np.frombuffer(decoded, np.uint8).reshape(frames, size, size, 3)
-  return out, 8 * PAYLOAD_BYTES[codec](stream)
+  return out, 8 * spec["payload_bytes"](stream)
 
 
 def codec_at_budget(clip: np.ndarray, fps: float, codec: str, budget_bits: int) -> tuple[float, int]:

@@ -128,11 +128,11 @@ class Decoder(nnx.Module):
   def __init__(self, model: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     _check_stage_flags(model)
     self.patch_size = model.patch_size
-    # Exports written before the option existed lack the key: they were trained without it.
-    self.previous_codes = model.get("decoder_previous_codes", False)
-    norm_code_dim = model.code_bits * (2 if self.previous_codes else 1)
     channels = _channels(model)
     groups, fact, bits = model.norm_groups, model.factorized_conv, model.code_bits
+    # Exports written before the option existed lack the key: they were trained without it.
+    self.previous_codes = model.get("decoder_previous_codes", False)
+    norm_code_dim = bits * (2 if self.previous_codes else 1)
     c_in = channels[-1]
     self.conv_in = CausalConv3d(bits, c_in, factorized=fact, rngs=rngs)
     self.mid = nnx.List([ResBlock(c_in, c_in, groups, fact, rngs=rngs) for _ in range(model.num_res_blocks)])
