@@ -1,11 +1,13 @@
 """Round-trips a video or an audio file through its tokenizer and prints one JSON line of metrics.
 
-  python tokenizers/eval.py --video=PATH [--checkpoint=DIR] [--output=recon.mp4]
+  python tokenizers/eval.py --video=PATH [--checkpoint=DIR] [--output=recon.mp4] [--refine_steps=N]
   python tokenizers/eval.py --audio=PATH [--checkpoint=DIR] [--output=recon.wav] [--levels=N]
 
 Video (any format ffmpeg reads) is resampled to the tokenizer's fps, center-cropped, resized and cut into
 consecutive clips; all of them are encoded and decoded. Prints psnr and ssim (means over clips), tokens
-per clip and bits per pixel. `--output` writes original | reconstruction side by side.
+per clip and bits per pixel. `--output` writes original | reconstruction side by side. `--refine_steps=N`
+encodes with the causal encoder-side search of videopoet_jax/tokenizers/refine.py (N decoder passes per
+latent frame; same decoder, same ids format).
 
 Audio (wav/flac/ogg/mp3) is resampled to the tokenizer's rate, mixed to mono and round-tripped whole, in
 consecutive clip-sized windows. Prints the multi-scale log-mel distance, SI-SNR, bitrate (kbps) and tokens
@@ -13,16 +15,18 @@ per second, and the mel distance of the same audio band-limited to 1 kHz (the ba
 """
 
 import json
+import math
 import sys
 
 import jax
 import numpy as np
+import tqdm
 from absl import app, flags
 from PIL import Image
 
 from videopoet_jax.data import media
 from videopoet_jax.eval import audio_metrics, video_metrics
-from videopoet_jax.tokenizers import pretrained
+from videopoet_jax.tokenizers import pretrained, refine
 
 flags.DEFINE_string("video", None, "Video file to round-trip.")
 flags.DEFINE_string("audio", None, "Audio file to round-trip.")
@@ -33,6 +37,12 @@ flags.DEFINE_string(
 flags.DEFINE_integer("batch_size", 4, "Clips per encode/decode call.")
 flags.DEFINE_integer("display_size", 256, "Video: height of each half of --output, in pixels.")
 flags.DEFINE_integer("output_clips", 0, "Video: write only the first N clips to --output (0: all).")
+flags.DEFINE_integer(
+  "refine_steps",
+  0,
+  "Video: search each latent frame's codes for N steps through the decoder (0: encoder only).",
+)
+flags.DEFINE_float("refine_learning_rate", 0.1, "Video: the search's initial Adam learning rate.")
 flags.DEFINE_integer("levels", 0, "Audio: decode with the first N RVQ levels only (0: all).")
 flags.DEFINE_string(
   "spectrogram",
@@ -47,10 +57,24 @@ flags.register_multi_flags_validator(
 FLAGS = flags.FLAGS
 
 
+def searching_encoder(tokenizer, batches: int):
+  """The causal search of --refine_steps as an encode function, with a progress bar over `batches` calls."""
+  progress = tqdm.tqdm(total=batches, desc="searching ids", unit="batch")
+
+  def encode(video):
+    ids = refine.encode_refined(tokenizer, video, FLAGS.refine_steps, FLAGS.refine_learning_rate)
+    progress.update()
+    return ids
+
+  return encode
+
+
 def eval_video() -> dict:
   tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
   clips = video_metrics.clips_from_video(FLAGS.video, config.data.frames, config.data.fps, config.data.size)
   encode = jax.jit(tokenizer.encode)
+  if FLAGS.refine_steps:
+    encode = searching_encoder(tokenizer, math.ceil(len(clips) / FLAGS.batch_size))
   decode = jax.jit(tokenizer.decode)
   recon = video_metrics.round_trip(lambda x: decode(encode(x)), clips, FLAGS.batch_size)
   t, h, w = tokenizer.geometry.latent_shape(*clips.shape[1:4])
@@ -68,6 +92,7 @@ def eval_video() -> dict:
     "tokens_per_clip": tokens,
     "codebook_bits": config.model.code_bits,
     "bits_per_pixel": tokens * config.model.code_bits / float(np.prod(clips.shape[1:4])),
+    "refine_steps": FLAGS.refine_steps,
   }
 
 

@@ -1,0 +1,107 @@
+"""Encoder-side search for the video tokenizer: ids refined by gradient descent through the decoder.
+
+The encoder is amortized: one forward pass guesses every latent. Like a codec's rate-distortion search,
+`encode_refined` spends encode-time compute to find ids the unchanged decoder reconstructs better, so
+`decode` and the ids' format stay as they are.
+
+The search keeps the tokenizer causal. Latent frame j is searched after frames < j are fixed, starting
+from the encoder's latent for it, to minimise the MSE of the pixel frames it is the last latent of
+(frame 0 for j = 0, frames s(j-1)+1 .. sj after), decoded and clipped to [-1, 1] as `decode` returns
+them. It sees only pixel frames <= sj, so changing later frames leaves ids <= j unchanged, and an image
+refines to the first latent frame of any video that starts with it.
+
+Each step is Adam (cosine-decayed learning rate) on the continuous latent through the straight-through
+sign of training (`lfq.quantize`); the forward pass is the hard-coded decode, so every iterate is scored
+exactly and the best one per clip is kept, the encoder's own codes being the first.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from videopoet_jax.tokenizers import lfq
+from videopoet_jax.tokenizers.video import VideoTokenizer, check_video
+
+
+def _frame_range(latent: int, temporal_factor: int) -> tuple[int, int]:
+  """Pixel frames `[start, end)` whose last latent frame is `latent`."""
+  end = 1 + temporal_factor * latent
+  return (0 if latent == 0 else end - temporal_factor), end
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "latent", "temporal_factor"))
+def _encoder_latent(graphdef, state, video, *, latent: int, temporal_factor: int) -> jax.Array:
+  """The encoder's continuous latent `[B, h, w, bits]` of latent frame `latent`, from the frames it sees."""
+  tokenizer = nnx.merge(graphdef, state)
+  return tokenizer.encoder(video[:, : _frame_range(latent, temporal_factor)[1]])[:, latent]
+
+
+def _optimizer(steps: int, learning_rate: float) -> optax.GradientTransformation:
+  return optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "steps", "learning_rate", "temporal_factor"))
+def _search_step(graphdef, state, fixed_codes, target, carry, *, steps, learning_rate, temporal_factor):
+  """One Adam step on latent frame `fixed_codes.shape[1]`; keeps the best hard codes seen per clip.
+
+  fixed_codes `[B, j, h, w, bits]` in {-1, +1}; target `[B, F, H, W, 3]` the frames being fitted;
+  carry = (latent, optimizer state, best latent, best MSE `[B]`).
+  """
+  latent, opt_state, best_latent, best_mse = carry
+  start = _frame_range(fixed_codes.shape[1], temporal_factor)[0]
+  decoder = nnx.merge(graphdef, state).decoder
+
+  def clip_mse(current):
+    codes = jnp.concatenate([fixed_codes, lfq.quantize(current)[:, None]], axis=1)
+    recon = jnp.clip(decoder(codes)[:, start:], -1.0, 1.0)  # as `decode` returns it
+    per_clip = jnp.mean((recon - target) ** 2, axis=(1, 2, 3, 4))
+    return jnp.sum(per_clip), per_clip
+
+  (_, mse), grad = jax.value_and_grad(clip_mse, has_aux=True)(latent)
+  better = (mse < best_mse)[:, None, None, None]
+  best_latent = jnp.where(better, latent, best_latent)
+  updates, opt_state = _optimizer(steps, learning_rate).update(grad, opt_state)
+  return optax.apply_updates(latent, updates), opt_state, best_latent, jnp.minimum(mse, best_mse)
+
+
+def encode_refined(
+  tokenizer: VideoTokenizer, video: jax.Array, steps: int, learning_rate: float
+) -> jax.Array:
+  """`[B, T, H, W, 3]` in [-1, 1] -> ids `[B, t, h, w]` int32 in [0, 2^code_bits), searched causally.
+
+  `steps` decoder forward/backward passes per latent frame (0: exactly `tokenizer.encode`); Adam's
+  learning rate starts at `learning_rate` (latents are ~unit scale) and decays to 0 over them.
+  """
+  check_video(video, tokenizer.geometry)
+  if steps < 0 or learning_rate <= 0:
+    raise ValueError(f"refinement needs steps >= 0 and learning_rate > 0, got {steps}, {learning_rate}")
+  if steps == 0:
+    return tokenizer.encode(video)
+  graphdef, state = nnx.split(tokenizer)
+  temporal_factor = tokenizer.geometry.temporal_factor
+  optimizer = _optimizer(steps, learning_rate)
+  t, h, w = tokenizer.geometry.latent_shape(*video.shape[1:4])
+  codes = jnp.zeros((video.shape[0], 0, h, w, tokenizer.geometry.code_bits), video.dtype)
+  for latent in range(t):
+    start, end = _frame_range(latent, temporal_factor)
+    initial = _encoder_latent(graphdef, state, video, latent=latent, temporal_factor=temporal_factor)
+    carry = (initial, optimizer.init(initial), initial, jnp.full((video.shape[0],), jnp.inf))
+    for _ in range(steps):
+      carry = _search_step(
+        graphdef,
+        state,
+        codes,
+        video[:, start:end],
+        carry,
+        steps=steps,
+        learning_rate=learning_rate,
+        temporal_factor=temporal_factor,
+      )
+    best = jnp.where(carry[2] > 0, 1.0, -1.0).astype(codes.dtype)
+    codes = jnp.concatenate([codes, best[:, None]], axis=1)
+  return lfq.codes_to_ids(codes)
