@@ -40,9 +40,12 @@ flags.DEFINE_integer("output_clips", 0, "Video: write only the first N clips to 
 flags.DEFINE_integer(
   "refine_steps",
   0,
-  "Video: search each latent frame's codes for N steps through the decoder (0: encoder only).",
+  "Video: search each latent frame's codes for N steps through the decoder (0: encoder only; "
+  f"{refine.DEFAULT_STEPS} gives the README's figures).",
 )
-flags.DEFINE_float("refine_learning_rate", 0.1, "Video: the search's initial Adam learning rate.")
+flags.DEFINE_float(
+  "refine_learning_rate", refine.DEFAULT_LEARNING_RATE, "Video: the search's initial Adam learning rate."
+)
 flags.DEFINE_integer("levels", 0, "Audio: decode with the first N RVQ levels only (0: all).")
 flags.DEFINE_string(
   "spectrogram",

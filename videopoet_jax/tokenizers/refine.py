@@ -27,6 +27,11 @@ from flax import nnx
 from videopoet_jax.tokenizers import lfq
 from videopoet_jax.tokenizers.video import VideoTokenizer, check_video
 
+# The settings the README's figures use: 200 steps per latent frame from learning rate 0.1 (latents are
+# ~unit scale). 400 steps gain 0.01 dB on held-out Megamind; 0.3 and 0.03 do slightly worse.
+DEFAULT_STEPS = 200
+DEFAULT_LEARNING_RATE = 0.1
+
 
 def _frame_range(latent: int, temporal_factor: int) -> tuple[int, int]:
   """Pixel frames `[start, end)` whose last latent frame is `latent`."""
@@ -42,6 +47,7 @@ def _encoder_latent(graphdef, state, video, *, latent: int, temporal_factor: int
 
 
 def _optimizer(steps: int, learning_rate: float) -> optax.GradientTransformation:
+  """Adam with the learning rate cosine-decayed to 0 over `steps` (rebuilt inside the jitted step)."""
   return optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
 
 
@@ -70,12 +76,15 @@ def _search_step(graphdef, state, fixed_codes, target, carry, *, steps, learning
 
 
 def encode_refined(
-  tokenizer: VideoTokenizer, video: jax.Array, steps: int, learning_rate: float
+  tokenizer: VideoTokenizer,
+  video: jax.Array,
+  steps: int = DEFAULT_STEPS,
+  learning_rate: float = DEFAULT_LEARNING_RATE,
 ) -> jax.Array:
   """`[B, T, H, W, 3]` in [-1, 1] -> ids `[B, t, h, w]` int32 in [0, 2^code_bits), searched causally.
 
   `steps` decoder forward/backward passes per latent frame (0: exactly `tokenizer.encode`); Adam's
-  learning rate starts at `learning_rate` (latents are ~unit scale) and decays to 0 over them.
+  learning rate starts at `learning_rate` and decays to 0 over them.
   """
   check_video(video, tokenizer.geometry)
   if steps < 0 or learning_rate <= 0:
