@@ -75,9 +75,10 @@ def searching_encoder(tokenizer, batches: int):
 def eval_video() -> dict:
   tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
   clips = video_metrics.clips_from_video(FLAGS.video, config.data.frames, config.data.fps, config.data.size)
-  encode = jax.jit(tokenizer.encode)
   if FLAGS.refine_steps:
     encode = searching_encoder(tokenizer, math.ceil(len(clips) / FLAGS.batch_size))
+  else:
+    encode = jax.jit(tokenizer.encode)
   decode = jax.jit(tokenizer.decode)
   recon = video_metrics.round_trip(lambda x: decode(encode(x)), clips, FLAGS.batch_size)
   t, h, w = tokenizer.geometry.latent_shape(*clips.shape[1:4])

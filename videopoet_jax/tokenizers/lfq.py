@@ -15,10 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def sign_codes(z: jax.Array) -> jax.Array:
+  """`[..., D]` latents -> codes in {-1, +1} of the same dtype (zero maps to -1, as in `codes_to_ids`)."""
+  return jnp.where(z > 0, 1.0, -1.0).astype(z.dtype)
+
+
 def quantize(z: jax.Array) -> jax.Array:
   """Straight-through sign quantization: forward sign(z) in {-1, +1}, gradient identity. `[..., D]`."""
-  q = jnp.where(z > 0, 1.0, -1.0).astype(z.dtype)
-  return z + jax.lax.stop_gradient(q - z)
+  return z + jax.lax.stop_gradient(sign_codes(z) - z)
 
 
 def codes_to_ids(codes: jax.Array) -> jax.Array:

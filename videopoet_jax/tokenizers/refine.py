@@ -86,11 +86,11 @@ def encode_refined(
   `steps` decoder forward/backward passes per latent frame (0: exactly `tokenizer.encode`); Adam's
   learning rate starts at `learning_rate` and decays to 0 over them.
   """
-  check_video(video, tokenizer.geometry)
   if steps < 0 or learning_rate <= 0:
     raise ValueError(f"refinement needs steps >= 0 and learning_rate > 0, got {steps}, {learning_rate}")
   if steps == 0:
-    return tokenizer.encode(video)
+    return tokenizer.encode(video)  # checks the video itself
+  check_video(video, tokenizer.geometry)
   graphdef, state = nnx.split(tokenizer)
   temporal_factor = tokenizer.geometry.temporal_factor
   optimizer = _optimizer(steps, learning_rate)
@@ -98,6 +98,7 @@ def encode_refined(
   codes = jnp.zeros((video.shape[0], 0, h, w, tokenizer.geometry.code_bits), video.dtype)
   for latent in range(t):
     start, end = _frame_range(latent, temporal_factor)
+    target = video[:, start:end]
     initial = _encoder_latent(graphdef, state, video, latent=latent, temporal_factor=temporal_factor)
     carry = (initial, optimizer.init(initial), initial, jnp.full((video.shape[0],), jnp.inf))
     for _ in range(steps):
@@ -105,12 +106,11 @@ def encode_refined(
         graphdef,
         state,
         codes,
-        video[:, start:end],
+        target,
         carry,
         steps=steps,
         learning_rate=learning_rate,
         temporal_factor=temporal_factor,
       )
-    best = jnp.where(carry[2] > 0, 1.0, -1.0).astype(codes.dtype)
-    codes = jnp.concatenate([codes, best[:, None]], axis=1)
+    codes = jnp.concatenate([codes, lfq.sign_codes(carry[2])[:, None]], axis=1)
   return lfq.codes_to_ids(codes)
