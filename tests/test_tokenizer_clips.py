@@ -45,17 +45,15 @@ def test_holdout_and_small_photos_are_excluded(media_dirs):
   photos, videos = media_dirs
   names = [
     p.split("/")[-1]
-    for p in tokenizer_clips.list_files(str(videos), tokenizer_clips.VIDEO_EXTENSIONS, ("held_out.mp4",))
+    for p in tokenizer_clips.list_files(str(videos), media.VIDEO_EXTENSIONS, ("held_out.mp4",))
   ]
   assert names == ["train.mp4"]
-  pans = tokenizer_clips.PhotoPans(tokenizer_clips.list_files(str(photos), tokenizer_clips.IMAGE_EXTENSIONS))
+  pans = tokenizer_clips.PhotoPans(tokenizer_clips.list_files(str(photos), media.IMAGE_EXTENSIONS))
   assert len(pans.images) == 3
 
 
 def test_photo_pans_move(media_dirs):
-  pans = tokenizer_clips.PhotoPans(
-    tokenizer_clips.list_files(str(media_dirs[0]), tokenizer_clips.IMAGE_EXTENSIONS)
-  )
+  pans = tokenizer_clips.PhotoPans(tokenizer_clips.list_files(str(media_dirs[0]), media.IMAGE_EXTENSIONS))
   clip = pans.sample(np.random.default_rng(1), 17, 32)
   assert clip.shape == (17, 32, 32, 3) and clip.dtype == np.uint8
   assert np.abs(clip[0].astype(int) - clip[-1].astype(int)).mean() > 1.0

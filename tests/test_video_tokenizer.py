@@ -101,21 +101,40 @@ def test_refined_ids_reconstruct_better(tokenizer, tiny_video_config):
   np.testing.assert_array_equal(refine.encode_refined(tokenizer, video, 0, REFINE_LEARNING_RATE), ids)
 
 
-def test_refined_encoding_is_causal_and_image_is_first_latent(tokenizer, tiny_video_config):
+@pytest.mark.parametrize("flip_rounds", [0, 1], ids=["adam", "adam_and_flips"])
+def test_refined_encoding_is_causal_and_image_is_first_latent(tokenizer, tiny_video_config, flip_rounds):
+  def search(video):
+    return refine.encode_refined(tokenizer, video, REFINE_STEPS, REFINE_LEARNING_RATE, flip_rounds)
+
   video = _video(tiny_video_config, frames=9)
-  ids = refine.encode_refined(tokenizer, video, REFINE_STEPS, REFINE_LEARNING_RATE)
+  ids = search(video)
   changed = video.at[:, 5:].set(_video(tiny_video_config, key=7, frames=9)[:, 5:])
-  ids_changed = refine.encode_refined(tokenizer, changed, REFINE_STEPS, REFINE_LEARNING_RATE)
+  ids_changed = search(changed)
   np.testing.assert_array_equal(ids_changed[:, :2], ids[:, :2])
   assert not np.array_equal(ids_changed[:, 2], ids[:, 2])
-  image_ids = refine.encode_refined(tokenizer, video[:, :1], REFINE_STEPS, REFINE_LEARNING_RATE)
-  np.testing.assert_array_equal(image_ids[:, 0], ids[:, 0])
+  np.testing.assert_array_equal(search(video[:, :1])[:, 0], ids[:, 0])
+
+
+@pytest.mark.parametrize("steps", [0, REFINE_STEPS], ids=["from_encoder", "after_adam"])
+def test_bit_flips_never_raise_the_mse_and_find_gains(tokenizer, tiny_video_config, steps):
+  # Images: one latent frame, so the flips' per-frame guarantee is the whole clip's.
+  images = _video(tiny_video_config, batch=4, frames=1)
+  before = (
+    refine.encode_refined(tokenizer, images, steps, REFINE_LEARNING_RATE)
+    if steps
+    else tokenizer.encode(images)
+  )
+  after = refine.encode_refined(tokenizer, images, steps, REFINE_LEARNING_RATE, flip_rounds=2)
+  mse_before, mse_after = _clip_mse(tokenizer, images, before), _clip_mse(tokenizer, images, after)
+  assert np.all(mse_after <= mse_before) and np.any(mse_after < mse_before)
 
 
 def test_refinement_rejects_bad_settings(tokenizer, tiny_video_config):
   video = _video(tiny_video_config, frames=5)
-  with pytest.raises(ValueError, match="steps >= 0 and learning_rate > 0"):
+  with pytest.raises(ValueError, match="steps >= 0, learning_rate > 0 and flip_rounds >= 0"):
     refine.encode_refined(tokenizer, video, -1, REFINE_LEARNING_RATE)
+  with pytest.raises(ValueError, match="flip_rounds >= 0"):
+    refine.encode_refined(tokenizer, video, REFINE_STEPS, REFINE_LEARNING_RATE, flip_rounds=-1)
   with pytest.raises(ValueError, match="1 \\+ 4k frames"):
     refine.encode_refined(tokenizer, video[:, :4], REFINE_STEPS, REFINE_LEARNING_RATE)
 

@@ -1,13 +1,14 @@
 """Round-trips a video or an audio file through its tokenizer and prints one JSON line of metrics.
 
   python tokenizers/eval.py --video=PATH [--checkpoint=DIR] [--output=recon.mp4] [--refine_steps=N]
+                            [--refine_flip_rounds=R]
   python tokenizers/eval.py --audio=PATH [--checkpoint=DIR] [--output=recon.wav] [--levels=N]
 
 Video (any format ffmpeg reads) is resampled to the tokenizer's fps, center-cropped, resized and cut into
 consecutive clips; all of them are encoded and decoded. Prints psnr and ssim (means over clips), tokens
 per clip and bits per pixel. `--output` writes original | reconstruction side by side. `--refine_steps=N`
 encodes with the causal encoder-side search of videopoet_jax/tokenizers/refine.py (N decoder passes per
-latent frame; same decoder, same ids format).
+latent frame; same decoder, same ids format); `--refine_flip_rounds=R` adds R rounds of exact bit flips.
 
 Audio (wav/flac/ogg/mp3) is resampled to the tokenizer's rate, mixed to mono and round-tripped whole, in
 consecutive clip-sized windows. Prints the multi-scale log-mel distance, SI-SNR, bitrate (kbps) and tokens
@@ -46,6 +47,9 @@ flags.DEFINE_integer(
 flags.DEFINE_float(
   "refine_learning_rate", refine.DEFAULT_LEARNING_RATE, "Video: the search's initial Adam learning rate."
 )
+flags.DEFINE_integer(
+  "refine_flip_rounds", 0, "Video: rounds of exact bit flips per latent frame after the search's steps."
+)
 flags.DEFINE_integer("levels", 0, "Audio: decode with the first N RVQ levels only (0: all).")
 flags.DEFINE_string(
   "spectrogram",
@@ -65,7 +69,9 @@ def searching_encoder(tokenizer, batches: int):
   progress = tqdm.tqdm(total=batches, desc="searching ids", unit="batch")
 
   def encode(video):
-    ids = refine.encode_refined(tokenizer, video, FLAGS.refine_steps, FLAGS.refine_learning_rate)
+    ids = refine.encode_refined(
+      tokenizer, video, FLAGS.refine_steps, FLAGS.refine_learning_rate, FLAGS.refine_flip_rounds
+    )
     progress.update()
     return ids
 
@@ -75,7 +81,7 @@ def searching_encoder(tokenizer, batches: int):
 def eval_video() -> dict:
   tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
   clips = video_metrics.clips_from_video(FLAGS.video, config.data.frames, config.data.fps, config.data.size)
-  if FLAGS.refine_steps:
+  if FLAGS.refine_steps or FLAGS.refine_flip_rounds:
     encode = searching_encoder(tokenizer, math.ceil(len(clips) / FLAGS.batch_size))
   else:
     encode = jax.jit(tokenizer.encode)
@@ -97,6 +103,7 @@ def eval_video() -> dict:
     "codebook_bits": config.model.code_bits,
     "bits_per_pixel": tokens * config.model.code_bits / float(np.prod(clips.shape[1:4])),
     "refine_steps": FLAGS.refine_steps,
+    "refine_flip_rounds": FLAGS.refine_flip_rounds,
   }
 
 

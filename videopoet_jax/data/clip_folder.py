@@ -33,8 +33,6 @@ from PIL import Image
 from videopoet_jax.data import media, structure
 
 VERSION = "1.0.0"
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CAPTIONS_FILE = "captions.jsonl"
 # Videos are decoded with their longer side downscaled to at most this many times the clip size.
 DECODE_SIDE_FACTOR = 4
@@ -129,7 +127,7 @@ def clip_indices(num_frames: int, src_fps: float, fps: float, frames: int) -> li
 
 def find_structure_video(structure_dir: str, name: str) -> str | None:
   stem = os.path.splitext(name)[0]
-  for ext in VIDEO_EXTENSIONS:
+  for ext in media.VIDEO_EXTENSIONS:
     path = os.path.join(structure_dir, stem + ext)
     if os.path.exists(path):
       return path
@@ -159,9 +157,8 @@ class ClipFolder(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     if not config.source_dir or not os.path.isdir(config.source_dir):
       raise ValueError(f"clip_folder: source_dir {config.source_dir!r} is not a folder")
-    names = sorted(
-      n for n in os.listdir(config.source_dir) if n.lower().endswith(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)
-    )
+    extensions = media.VIDEO_EXTENSIONS + media.IMAGE_EXTENSIONS
+    names = sorted(n for n in os.listdir(config.source_dir) if n.lower().endswith(extensions))
     unknown = set(config.validation_files) - set(names)
     if unknown:
       raise ValueError(f"clip_folder: validation_files {sorted(unknown)} are not in {config.source_dir}")
@@ -199,7 +196,7 @@ class ClipFolder(tfds.core.GeneratorBasedBuilder):
     """All complete examples of one file (decoded and computed before any is yielded)."""
     config = self.builder_config
     path = os.path.join(config.source_dir, name)
-    if name.lower().endswith(IMAGE_EXTENSIONS):
+    if name.lower().endswith(media.IMAGE_EXTENSIONS):
       try:
         image = np.asarray(Image.open(path).convert("RGB"))
       except OSError as e:

@@ -20,6 +20,10 @@ import numpy as np
 import soundfile
 from PIL import Image
 
+# File name endings read as videos (anything ffmpeg decodes) and as still images.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
 
 class MediaError(ValueError):
   """A file that cannot be read as the media it claims to be."""

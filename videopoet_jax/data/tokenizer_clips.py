@@ -16,8 +16,6 @@ from PIL import Image
 
 from videopoet_jax.data import media, shapes_world
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Photos smaller than this (shorter side, pixels) are skipped: icons and test patterns.
 MIN_PHOTO_SIDE = 128
 # A camera move over a photo: window side as a fraction of the shorter side, and zoom from start to end.
@@ -126,11 +124,11 @@ def make_clip_fn(data: ml_collections.ConfigDict, seed: int):
   if data.photo_fraction > 0:
     if not data.photo_dir:
       raise ValueError("config.data.photo_fraction > 0 needs config.data.photo_dir, a folder of photos")
-    photos = PhotoPans(list_files(data.photo_dir, IMAGE_EXTENSIONS, holdout))
+    photos = PhotoPans(list_files(data.photo_dir, media.IMAGE_EXTENSIONS, holdout))
   if data.procedural_fraction + data.photo_fraction < 1.0:
     if not data.video_dir:
       raise ValueError("config.data.video_dir is empty but the mixture asks for real footage")
-    footage = RealFootage(list_files(data.video_dir, VIDEO_EXTENSIONS, holdout))
+    footage = RealFootage(list_files(data.video_dir, media.VIDEO_EXTENSIONS, holdout))
 
   def clip(index: int) -> np.ndarray:
     rng = np.random.default_rng([seed, index])

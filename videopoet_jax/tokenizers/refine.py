@@ -13,6 +13,9 @@ refines to the first latent frame of any video that starts with it.
 Each step is Adam (cosine-decayed learning rate) on the continuous latent through the straight-through
 sign of training (`lfq.quantize`); the forward pass is the hard-coded decode, so every iterate is scored
 exactly and the best one per clip is kept, the encoder's own codes being the first.
+
+Optional rounds of exact bit flips follow (`flip_rounds`): the gradient proposes one bit per token, every
+proposal is decoded, and the improving ones are applied (see `_flip_round`). They never raise the MSE.
 """
 
 from __future__ import annotations
@@ -75,42 +78,97 @@ def _search_step(graphdef, state, fixed_codes, target, carry, *, steps, learning
   return optax.apply_updates(latent, updates), opt_state, best_latent, jnp.minimum(mse, best_mse)
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef", "temporal_factor"))
+def _flip_round(graphdef, state, fixed_codes, codes, target, *, temporal_factor):
+  """One round of exact single-bit flips on latent frame `fixed_codes.shape[1]`.
+
+  fixed_codes `[B, j, h, w, bits]` and codes `[B, h, w, bits]` in {-1, +1}; target `[B, F, H, W, 3]`.
+  The MSE's gradient with respect to the codes gives a first-order estimate of every flip; each token
+  proposes its best bit, and all h*w proposals are decoded exactly. The improving ones are applied together
+  if that beats the best single flip, else the best single flip is; a clip whose MSE would not fall keeps
+  its codes. Returns (codes, MSE `[B]`).
+  """
+  start = _frame_range(fixed_codes.shape[1], temporal_factor)[0]
+  decoder = nnx.merge(graphdef, state).decoder
+
+  def clip_mse(current):
+    recon = jnp.clip(decoder(jnp.concatenate([fixed_codes, current[:, None]], axis=1))[:, start:], -1.0, 1.0)
+    return jnp.mean((recon - target) ** 2, axis=(1, 2, 3, 4))
+
+  def total_mse(current):
+    per_clip = clip_mse(current)
+    return jnp.sum(per_clip), per_clip
+
+  (_, mse), grad = jax.value_and_grad(total_mse, has_aux=True)(codes)
+  batch, h, w, bits = codes.shape
+  # Flipping bit k changes code c_k by -2 c_k: the first-order change of the loss is grad * (-2 c).
+  proposal = jax.nn.one_hot(jnp.argmin(grad * -2.0 * codes, axis=-1), bits, dtype=codes.dtype)
+
+  def flipped(mask):  # mask [B, h, w, 1] in {0, 1}: which tokens flip their proposed bit
+    return codes * (1.0 - 2.0 * mask * proposal)
+
+  def single_flip_mse(token):
+    return clip_mse(flipped(jax.nn.one_hot(token, h * w, dtype=codes.dtype).reshape(1, h, w, 1)))
+
+  single_mse = jax.lax.map(single_flip_mse, jnp.arange(h * w)).T  # [B, h*w]
+  improving = flipped((single_mse < mse[:, None]).astype(codes.dtype).reshape(batch, h, w, 1))
+  best_single = flipped(
+    jax.nn.one_hot(jnp.argmin(single_mse, axis=1), h * w, dtype=codes.dtype).reshape(batch, h, w, 1)
+  )
+  improving_mse, best_single_mse = clip_mse(improving), jnp.min(single_mse, axis=1)
+  candidate = jnp.where((improving_mse <= best_single_mse)[:, None, None, None], improving, best_single)
+  candidate_mse = jnp.minimum(improving_mse, best_single_mse)
+  better = candidate_mse < mse
+  return jnp.where(better[:, None, None, None], candidate, codes), jnp.where(better, candidate_mse, mse)
+
+
 def encode_refined(
   tokenizer: VideoTokenizer,
   video: jax.Array,
   steps: int = DEFAULT_STEPS,
   learning_rate: float = DEFAULT_LEARNING_RATE,
+  flip_rounds: int = 0,
 ) -> jax.Array:
   """`[B, T, H, W, 3]` in [-1, 1] -> ids `[B, t, h, w]` int32 in [0, 2^code_bits), searched causally.
 
-  `steps` decoder forward/backward passes per latent frame (0: exactly `tokenizer.encode`); Adam's
-  learning rate starts at `learning_rate` and decays to 0 over them.
+  `steps` decoder forward/backward passes per latent frame (0 and no flips: exactly `tokenizer.encode`);
+  Adam's learning rate starts at `learning_rate` and decays to 0 over them. Then `flip_rounds` rounds of
+  exact bit flips per latent frame, each about h*w + 3 decodes.
   """
-  if steps < 0 or learning_rate <= 0:
-    raise ValueError(f"refinement needs steps >= 0 and learning_rate > 0, got {steps}, {learning_rate}")
-  if steps == 0:
+  if steps < 0 or learning_rate <= 0 or flip_rounds < 0:
+    raise ValueError(
+      "refinement needs steps >= 0, learning_rate > 0 and flip_rounds >= 0, "
+      f"got {steps}, {learning_rate}, {flip_rounds}"
+    )
+  if steps == 0 and flip_rounds == 0:
     return tokenizer.encode(video)  # checks the video itself
   check_video(video, tokenizer.geometry)
   graphdef, state = nnx.split(tokenizer)
   temporal_factor = tokenizer.geometry.temporal_factor
-  optimizer = _optimizer(steps, learning_rate)
   t, h, w = tokenizer.geometry.latent_shape(*video.shape[1:4])
   codes = jnp.zeros((video.shape[0], 0, h, w, tokenizer.geometry.code_bits), video.dtype)
   for latent in range(t):
     start, end = _frame_range(latent, temporal_factor)
     target = video[:, start:end]
     initial = _encoder_latent(graphdef, state, video, latent=latent, temporal_factor=temporal_factor)
-    carry = (initial, optimizer.init(initial), initial, jnp.full((video.shape[0],), jnp.inf))
-    for _ in range(steps):
-      carry = _search_step(
-        graphdef,
-        state,
-        codes,
-        target,
-        carry,
-        steps=steps,
-        learning_rate=learning_rate,
-        temporal_factor=temporal_factor,
-      )
-    codes = jnp.concatenate([codes, lfq.sign_codes(carry[2])[:, None]], axis=1)
+    best = initial
+    if steps:
+      opt_state = _optimizer(steps, learning_rate).init(initial)
+      carry = (initial, opt_state, initial, jnp.full((video.shape[0],), jnp.inf))
+      for _ in range(steps):
+        carry = _search_step(
+          graphdef,
+          state,
+          codes,
+          target,
+          carry,
+          steps=steps,
+          learning_rate=learning_rate,
+          temporal_factor=temporal_factor,
+        )
+      best = carry[2]
+    searched = lfq.sign_codes(best)
+    for _ in range(flip_rounds):
+      searched, _ = _flip_round(graphdef, state, codes, searched, target, temporal_factor=temporal_factor)
+    codes = jnp.concatenate([codes, searched[:, None]], axis=1)
   return lfq.codes_to_ids(codes)
