@@ -6,7 +6,7 @@ Usage:
 
 Variants:
   tiny   -- seconds per step on CPU; used by the tests.
-  demo   -- trains on a 2-core CPU in under an hour (9,000 steps, 53 min): 64x64, 17 frames at 8 fps
+  demo   -- trains on a 2-core CPU in under an hour (9,000 steps, 50 min): 64x64, 17 frames at 8 fps
             -> 5x8x8 ids of 14 bits.
             A cheaper shape of the same design: 4x4 space-to-depth stem, factorized (2+1)D causal convs,
             early temporal downsampling, one residual block per resolution, decoder norms that also see the
@@ -152,6 +152,8 @@ def get_config(arg=None):
     config.data.workers = 2
     config.data.procedural_fraction = 0.1
     config.data.photo_fraction = 0.45
+    # ../shared/scripts/fetch_real_media.sh media + scripts/fetch_videos.sh media/video, and
+    # scripts/fetch_photos.sh media/photos.
     config.data.video_dir = "media/video"
     config.data.photo_dir = "media/photos"
   elif arg.variant == "tiny":

@@ -73,10 +73,16 @@ def test_eval_cli_round_trips_a_file(tmp_path, tiny_video_config):
   assert 0 < result["psnr"] < 60 and -1 <= result["ssim"] <= 1
   side = media.read_video(str(tmp_path / "o.mp4")).frames
   assert side.shape[1:] == (256, 512, 3)
-  searched = _eval(f"--video={tmp_path / 'in.mp4'}", f"--checkpoint={tmp_path / 'wd'}", "--refine_steps=5")
+  searched = _eval(
+    f"--video={tmp_path / 'in.mp4'}",
+    f"--checkpoint={tmp_path / 'wd'}",
+    "--refine_steps=5",
+    "--refine_flip_rounds=1",
+  )
   assert searched.returncode == 0, searched.stderr[-2000:]
   searched = json.loads(searched.stdout.strip().splitlines()[-1])
-  assert searched["refine_steps"] == 5 and searched["psnr"] > result["psnr"]
+  assert searched["refine_steps"] == 5 and searched["refine_flip_rounds"] == 1
+  assert searched["psnr"] > result["psnr"]
 
 
 def test_eval_cli_errors_are_one_line(tmp_path):
