@@ -54,46 +54,50 @@ def _optimizer(steps: int, learning_rate: float) -> optax.GradientTransformation
   return optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "steps", "learning_rate", "temporal_factor"))
-def _search_step(graphdef, state, fixed_codes, target, carry, *, steps, learning_rate, temporal_factor):
+def _clip_mse(decoder, fixed_codes, codes, target) -> jax.Array:
+  """Per-clip MSE `[B]` of the frames latent frame `fixed_codes.shape[1]` ends, decoded as `decode` does.
+
+  fixed_codes `[B, j, h, w, bits]`, codes `[B, h, w, bits]` (that latent frame), target `[B, F, H, W, 3]`.
+  """
+  recon = decoder(jnp.concatenate([fixed_codes, codes[:, None]], axis=1))[:, -target.shape[1] :]
+  return jnp.mean((jnp.clip(recon, -1.0, 1.0) - target) ** 2, axis=(1, 2, 3, 4))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "steps", "learning_rate"))
+def _search_step(graphdef, state, fixed_codes, target, carry, *, steps, learning_rate):
   """One Adam step on latent frame `fixed_codes.shape[1]`; keeps the best hard codes seen per clip.
 
   fixed_codes `[B, j, h, w, bits]` in {-1, +1}; target `[B, F, H, W, 3]` the frames being fitted;
   carry = (latent, optimizer state, best latent, best MSE `[B]`).
   """
   latent, opt_state, best_latent, best_mse = carry
-  start = _frame_range(fixed_codes.shape[1], temporal_factor)[0]
   decoder = nnx.merge(graphdef, state).decoder
 
-  def clip_mse(current):
-    codes = jnp.concatenate([fixed_codes, lfq.quantize(current)[:, None]], axis=1)
-    recon = jnp.clip(decoder(codes)[:, start:], -1.0, 1.0)  # as `decode` returns it
-    per_clip = jnp.mean((recon - target) ** 2, axis=(1, 2, 3, 4))
+  def total_mse(current):
+    per_clip = _clip_mse(decoder, fixed_codes, lfq.quantize(current), target)
     return jnp.sum(per_clip), per_clip
 
-  (_, mse), grad = jax.value_and_grad(clip_mse, has_aux=True)(latent)
+  (_, mse), grad = jax.value_and_grad(total_mse, has_aux=True)(latent)
   better = (mse < best_mse)[:, None, None, None]
   best_latent = jnp.where(better, latent, best_latent)
   updates, opt_state = _optimizer(steps, learning_rate).update(grad, opt_state)
   return optax.apply_updates(latent, updates), opt_state, best_latent, jnp.minimum(mse, best_mse)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "temporal_factor"))
-def _flip_round(graphdef, state, fixed_codes, codes, target, *, temporal_factor):
-  """One round of exact single-bit flips on latent frame `fixed_codes.shape[1]`.
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _flip_round(graphdef, state, fixed_codes, codes, target) -> jax.Array:
+  """One round of exact single-bit flips on latent frame `fixed_codes.shape[1]`: its new codes.
 
   fixed_codes `[B, j, h, w, bits]` and codes `[B, h, w, bits]` in {-1, +1}; target `[B, F, H, W, 3]`.
   The MSE's gradient with respect to the codes gives a first-order estimate of every flip; each token
   proposes its best bit, and all h*w proposals are decoded exactly. The improving ones are applied together
   if that beats the best single flip, else the best single flip is; a clip whose MSE would not fall keeps
-  its codes. Returns (codes, MSE `[B]`).
+  its codes.
   """
-  start = _frame_range(fixed_codes.shape[1], temporal_factor)[0]
   decoder = nnx.merge(graphdef, state).decoder
 
   def clip_mse(current):
-    recon = jnp.clip(decoder(jnp.concatenate([fixed_codes, current[:, None]], axis=1))[:, start:], -1.0, 1.0)
-    return jnp.mean((recon - target) ** 2, axis=(1, 2, 3, 4))
+    return _clip_mse(decoder, fixed_codes, current, target)
 
   def total_mse(current):
     per_clip = clip_mse(current)
@@ -104,22 +108,20 @@ def _flip_round(graphdef, state, fixed_codes, codes, target, *, temporal_factor)
   # Flipping bit k changes code c_k by -2 c_k: the first-order change of the loss is grad * (-2 c).
   proposal = jax.nn.one_hot(jnp.argmin(grad * -2.0 * codes, axis=-1), bits, dtype=codes.dtype)
 
-  def flipped(mask):  # mask [B, h, w, 1] in {0, 1}: which tokens flip their proposed bit
-    return codes * (1.0 - 2.0 * mask * proposal)
+  def flipped(tokens):  # tokens [B or 1, h * w] in {0, 1}: which tokens flip their proposed bit
+    return codes * (1.0 - 2.0 * tokens.reshape(-1, h, w, 1) * proposal)
 
   def single_flip_mse(token):
-    return clip_mse(flipped(jax.nn.one_hot(token, h * w, dtype=codes.dtype).reshape(1, h, w, 1)))
+    return clip_mse(flipped(jax.nn.one_hot(token, h * w, dtype=codes.dtype)[None]))
 
   single_mse = jax.lax.map(single_flip_mse, jnp.arange(h * w)).T  # [B, h*w]
-  improving = flipped((single_mse < mse[:, None]).astype(codes.dtype).reshape(batch, h, w, 1))
-  best_single = flipped(
-    jax.nn.one_hot(jnp.argmin(single_mse, axis=1), h * w, dtype=codes.dtype).reshape(batch, h, w, 1)
-  )
+  improving = flipped((single_mse < mse[:, None]).astype(codes.dtype))
+  best_single = flipped(jax.nn.one_hot(jnp.argmin(single_mse, axis=1), h * w, dtype=codes.dtype))
   improving_mse, best_single_mse = clip_mse(improving), jnp.min(single_mse, axis=1)
-  candidate = jnp.where((improving_mse <= best_single_mse)[:, None, None, None], improving, best_single)
-  candidate_mse = jnp.minimum(improving_mse, best_single_mse)
-  better = candidate_mse < mse
-  return jnp.where(better[:, None, None, None], candidate, codes), jnp.where(better, candidate_mse, mse)
+  use_improving = improving_mse <= best_single_mse
+  candidate = jnp.where(use_improving[:, None, None, None], improving, best_single)
+  better = jnp.where(use_improving, improving_mse, best_single_mse) < mse
+  return jnp.where(better[:, None, None, None], candidate, codes)
 
 
 def encode_refined(
@@ -156,19 +158,10 @@ def encode_refined(
       opt_state = _optimizer(steps, learning_rate).init(initial)
       carry = (initial, opt_state, initial, jnp.full((video.shape[0],), jnp.inf))
       for _ in range(steps):
-        carry = _search_step(
-          graphdef,
-          state,
-          codes,
-          target,
-          carry,
-          steps=steps,
-          learning_rate=learning_rate,
-          temporal_factor=temporal_factor,
-        )
+        carry = _search_step(graphdef, state, codes, target, carry, steps=steps, learning_rate=learning_rate)
       best = carry[2]
     searched = lfq.sign_codes(best)
     for _ in range(flip_rounds):
-      searched, _ = _flip_round(graphdef, state, codes, searched, target, temporal_factor=temporal_factor)
+      searched = _flip_round(graphdef, state, codes, searched, target)
     codes = jnp.concatenate([codes, searched[:, None]], axis=1)
   return lfq.codes_to_ids(codes)
