@@ -119,11 +119,7 @@ def test_refined_encoding_is_causal_and_image_is_first_latent(tokenizer, tiny_vi
 def test_bit_flips_never_raise_the_mse_and_find_gains(tokenizer, tiny_video_config, steps):
   # Images: one latent frame, so the flips' per-frame guarantee is the whole clip's.
   images = _video(tiny_video_config, batch=4, frames=1)
-  before = (
-    refine.encode_refined(tokenizer, images, steps, REFINE_LEARNING_RATE)
-    if steps
-    else tokenizer.encode(images)
-  )
+  before = refine.encode_refined(tokenizer, images, steps, REFINE_LEARNING_RATE)  # steps=0: the encoder's
   after = refine.encode_refined(tokenizer, images, steps, REFINE_LEARNING_RATE, flip_rounds=2)
   mse_before, mse_after = _clip_mse(tokenizer, images, before), _clip_mse(tokenizer, images, after)
   assert np.all(mse_after <= mse_before) and np.any(mse_after < mse_before)

@@ -65,7 +65,8 @@ FLAGS = flags.FLAGS
 
 
 def searching_encoder(tokenizer, batches: int):
-  """The causal search of --refine_steps as an encode function, with a progress bar over `batches` calls."""
+  """The causal search (--refine_steps, --refine_flip_rounds) as an encode function, with a progress bar
+  over `batches` calls."""
   progress = tqdm.tqdm(total=batches, desc="searching ids", unit="batch")
 
   def encode(video):

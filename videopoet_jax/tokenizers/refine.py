@@ -63,6 +63,12 @@ def _clip_mse(decoder, fixed_codes, codes, target) -> jax.Array:
   return jnp.mean((jnp.clip(recon, -1.0, 1.0) - target) ** 2, axis=(1, 2, 3, 4))
 
 
+def _summed_clip_mse(decoder, fixed_codes, codes, target) -> tuple[jax.Array, jax.Array]:
+  """(sum over clips, per-clip MSE `[B]`) of `_clip_mse`: the loss to differentiate, with its parts."""
+  per_clip = _clip_mse(decoder, fixed_codes, codes, target)
+  return jnp.sum(per_clip), per_clip
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "steps", "learning_rate"))
 def _search_step(graphdef, state, fixed_codes, target, carry, *, steps, learning_rate):
   """One Adam step on latent frame `fixed_codes.shape[1]`; keeps the best hard codes seen per clip.
@@ -73,11 +79,10 @@ def _search_step(graphdef, state, fixed_codes, target, carry, *, steps, learning
   latent, opt_state, best_latent, best_mse = carry
   decoder = nnx.merge(graphdef, state).decoder
 
-  def total_mse(current):
-    per_clip = _clip_mse(decoder, fixed_codes, lfq.quantize(current), target)
-    return jnp.sum(per_clip), per_clip
+  def summed_mse(current):
+    return _summed_clip_mse(decoder, fixed_codes, lfq.quantize(current), target)
 
-  (_, mse), grad = jax.value_and_grad(total_mse, has_aux=True)(latent)
+  (_, mse), grad = jax.value_and_grad(summed_mse, has_aux=True)(latent)
   better = (mse < best_mse)[:, None, None, None]
   best_latent = jnp.where(better, latent, best_latent)
   updates, opt_state = _optimizer(steps, learning_rate).update(grad, opt_state)
@@ -99,11 +104,10 @@ def _flip_round(graphdef, state, fixed_codes, codes, target) -> jax.Array:
   def clip_mse(current):
     return _clip_mse(decoder, fixed_codes, current, target)
 
-  def total_mse(current):
-    per_clip = clip_mse(current)
-    return jnp.sum(per_clip), per_clip
+  def summed_mse(current):
+    return _summed_clip_mse(decoder, fixed_codes, current, target)
 
-  (_, mse), grad = jax.value_and_grad(total_mse, has_aux=True)(codes)
+  (_, mse), grad = jax.value_and_grad(summed_mse, has_aux=True)(codes)
   batch, h, w, bits = codes.shape
   # Flipping bit k changes code c_k by -2 c_k: the first-order change of the loss is grad * (-2 c).
   proposal = jax.nn.one_hot(jnp.argmin(grad * -2.0 * codes, axis=-1), bits, dtype=codes.dtype)
