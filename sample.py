@@ -25,6 +25,7 @@ from absl import app, flags
 from videopoet_jax.data import media, structure
 from videopoet_jax.decoding import cli, inputs
 from videopoet_jax.decoding.generator import Generator
+from videopoet_jax.training.progress import quiet_unless_verbose
 
 TASKS = (
   "text_to_video",
@@ -97,7 +98,8 @@ def note(prepared: inputs.Prepared, what: str) -> inputs.Prepared:
 
 def run(gen: Generator) -> list[tuple[np.ndarray, np.ndarray | None]]:
   """Runs --task; returns per sample `(frames [T, S, S, 3] uint8 or image, wave [N] or None)`."""
-  task, n, seed, settings = FLAGS.task, FLAGS.num_samples, FLAGS.seed, cli.sampling()
+  task, n, seed = FLAGS.task, FLAGS.num_samples, FLAGS.seed
+  settings = cli.sampling(gen.default_sampling)
   prompts = [FLAGS.prompt] * n
   read_video = lambda **kw: note(inputs.read_clip(FLAGS.video, gen.size, gen.fps, **kw), FLAGS.video)
   if task in ("text_to_video", "text_to_audio"):
@@ -160,6 +162,7 @@ def write(results, gen: Generator) -> list[str]:
 
 def main(argv):
   del argv
+  quiet_unless_verbose()
   start = time.time()
   try:
     if FLAGS.num_samples < 1:

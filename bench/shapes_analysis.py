@@ -1,13 +1,16 @@
 """How well the shapes_world analysis reads ground truth, and the per-task ceiling the tokenizers leave.
 
   python bench/shapes_analysis.py [--num=100] [--out=bench/shapes_analysis.json]
+      [--video_tokenizer=DIR --audio_tokenizer=DIR]
 
 Renders test-split clips (seeds never trained on; `compositional` test clips for text_to_video_withheld),
-scores the ground truth itself, then its round trip through the bundled video tokenizer (and, for the
-audio tasks, the bundled audio tokenizer) as if a perfect LM had produced its tokens: a task's ceiling.
+scores the ground truth itself, then its round trip through the video tokenizer (and, for the audio tasks,
+the audio tokenizer) as if a perfect LM had produced its tokens: a task's ceiling. The tokenizers default
+to the bundled model's own (`videopoet_jax/assets/lm/video_tokenizer`, `.../audio_tokenizer`).
 Prints one JSON line: `{"ground_truth": {task: summary}, "round_trip": {task: summary}, ...}`, each summary
 `shapes_scores.summarize`'s (value with its 95% interval and the target), plus `shape_template` rates (the
-template-matching shape estimate, not scored).
+template-matching shape estimate, not scored) and `distinct_ids` (distinct video ids per test clip, and
+distinct audio ids per level: how much id-level variety the LM has to model for one flat clip).
 """
 
 import os
@@ -19,14 +22,16 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
+from videopoet_jax.data import media, shapes_world_dataset
 from videopoet_jax.data import shapes_world as world
-from videopoet_jax.data import shapes_world_dataset
 from videopoet_jax.eval import intervals, shapes_scores, video_metrics
 from videopoet_jax.tokenizers import pretrained
 
 flags.DEFINE_integer("num", 100, "Test clips per config.")
 flags.DEFINE_integer("batch_size", 4, "Clips per tokenizer call.")
 flags.DEFINE_string("out", "bench/shapes_analysis.json", "Where to write the JSON result.")
+flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: the bundled model's).")
+flags.DEFINE_string("audio_tokenizer", None, "Audio tokenizer export (default: the bundled model's).")
 FLAGS = flags.FLAGS
 # Video tasks whose output is the clip (or its first frame) itself; extend is scored on the clip's tail.
 CLIP_TASKS = ("text_to_video", "image_to_video", "extend", "inpaint", "outpaint", "stylize")
@@ -63,6 +68,20 @@ def _audio_tasks(audios, truths) -> dict:
   return {task: _score(task, audios, truths)[0] for task in shapes_scores.AUDIO_TASKS}
 
 
+def _batched(fn, items: np.ndarray) -> np.ndarray:
+  """`fn` over `items` in batches of --batch_size (the last one padded by repetition)."""
+  out = []
+  for i in range(0, len(items), FLAGS.batch_size):
+    chunk = items[i : i + FLAGS.batch_size]
+    pad = FLAGS.batch_size - len(chunk)
+    out.append(np.asarray(fn(np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])))[: len(chunk)])
+  return np.concatenate(out)
+
+
+def _spread(counts: list[int]) -> dict:
+  return {"mean": float(np.mean(counts)), "min": int(np.min(counts)), "max": int(np.max(counts))}
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -85,17 +104,24 @@ def main(argv):
     **_audio_tasks(audios, truths),
   }
 
-  video_tokenizer, _ = pretrained.load_video_tokenizer()
-  video_round_trip = jax.jit(lambda x: video_tokenizer.decode(video_tokenizer.encode(x)))
-  rt = lambda x: video_metrics.round_trip(video_round_trip, x, FLAGS.batch_size)
-  audio_tokenizer, _ = pretrained.load_audio_tokenizer()
-  audio_round_trip = jax.jit(lambda x: audio_tokenizer.decode(audio_tokenizer.encode(x)))
-  audio_rt = np.concatenate(
-    [
-      np.asarray(audio_round_trip(audios[i : i + FLAGS.batch_size]))
-      for i in range(0, len(audios), FLAGS.batch_size)
-    ]
+  model = pretrained.bundled_path("lm")
+  video_tokenizer, _ = pretrained.load_video_tokenizer(
+    FLAGS.video_tokenizer or os.path.join(model, "video_tokenizer")
   )
+  audio_tokenizer, _ = pretrained.load_audio_tokenizer(
+    FLAGS.audio_tokenizer or os.path.join(model, "audio_tokenizer")
+  )
+  video_ids = _batched(jax.jit(video_tokenizer.encode), media.to_model_range(clips))
+  audio_ids = _batched(jax.jit(audio_tokenizer.encode), audios)
+  video_round_trip = jax.jit(lambda v: video_tokenizer.decode(video_tokenizer.encode(v)))
+  rt = lambda x: video_metrics.round_trip(video_round_trip, x, FLAGS.batch_size)
+  audio_rt = _batched(jax.jit(audio_tokenizer.decode), audio_ids)
+  result["distinct_ids"] = {
+    "video_per_clip": _spread([len(np.unique(ids)) for ids in video_ids]),
+    "video_codebook": video_tokenizer.geometry.codebook_size,
+    "audio_per_clip_and_level": _spread([len(np.unique(level)) for ids in audio_ids for level in ids]),
+    "audio_codebook": audio_tokenizer.geometry.codebook_size,
+  }
   result["round_trip"] = {
     **_video_tasks(rt(clips), rt(clips[:, :1]), truths, rt(withheld_clips), withheld_truths),
     **_audio_tasks(audio_rt, truths),

@@ -9,6 +9,8 @@ Variants:
   demo   -- trains on a 2-core CPU in under 20 minutes (1,800 steps of 8 x 0.5 s crops): 16 kHz, hop 320
             (50 frames/s, 106 per 2.125 s clip), 4 levels x 1024 codes (2 kbps, VideoPoet's layout),
             16 channels, no discriminators.
+  shapes -- the demo model made for the procedural world the bundled LM learns: shapes_world audio only
+            (hums and bounce clicks), 4 levels x 256 codes, 1,200 steps.
   paper  -- VideoPoet parity at SoundStream's width (32 channels, 512-dim embedding) with the waveform
             and STFT discriminators and feature matching: for accelerators.
 """
@@ -115,7 +117,7 @@ def get_config(arg=None):
 
   if arg.variant == "paper":
     pass
-  elif arg.variant == "demo":
+  elif arg.variant in ("demo", "shapes"):
     config.data.clip_samples = 8_000
     config.data.audio_dirs = ("media/audio/instruments", "media/audio/speech")
     config.data.workers = 2
@@ -137,6 +139,12 @@ def get_config(arg=None):
     config.train.ema_decay = 0.98
     config.train.log_every = 25
     config.train.checkpoint_every = 100
+    if arg.variant == "shapes":
+      config.data.procedural_fraction = 1.0
+      config.data.audio_dirs = ()
+      config.model.codebook_size = 256
+      config.rvq.dead_code_threshold = 0.06
+      config.train.steps = 1200
   elif arg.variant == "tiny":
     config.data.clip_samples = 1_600
     config.data.procedural_fraction = 1.0
@@ -169,5 +177,5 @@ def get_config(arg=None):
     config.train.log_every = 5
     config.train.checkpoint_every = 10
   else:
-    raise ValueError(f"unknown audio tokenizer variant {arg.variant!r}: tiny | demo | paper")
+    raise ValueError(f"unknown audio tokenizer variant {arg.variant!r}: tiny | demo | shapes | paper")
   return config

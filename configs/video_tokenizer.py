@@ -11,6 +11,8 @@ Variants:
             A cheaper shape of the same design: 4x4 space-to-depth stem, factorized (2+1)D causal convs,
             early temporal downsampling, one residual block per resolution, decoder norms that also see the
             previous latent frame's codes.
+  shapes -- the demo architecture made for the procedural world the bundled LM learns (shapes_world only,
+            10-bit codebook: a flat background costs few distinct ids), 4,000 steps.
   faithful64 -- the paper's layer pattern at 64x64 with 32 base channels (full 3x3x3 convs at full
                 resolution; ~50 s/step at batch 8 on that CPU), for accelerators.
   paper  -- MAGVIT-v2 as in the paper (17x128x128 -> 5x16x16, 18 bits, 128 base channels, mults 1,2,2,4,
@@ -123,7 +125,7 @@ def get_config(arg=None):
     config.model.code_bits = 12
     config.model.entropy_group_bits = 6
     config.train.batch_size = 8
-  elif arg.variant == "demo":
+  elif arg.variant in ("demo", "shapes"):
     config.model.patch_size = 4
     config.model.base_channels = 32
     config.model.channel_multipliers = (1, 2, 4)
@@ -156,6 +158,13 @@ def get_config(arg=None):
     # scripts/fetch_photos.sh media/photos.
     config.data.video_dir = "media/video"
     config.data.photo_dir = "media/photos"
+    if arg.variant == "shapes":
+      config.data.procedural_fraction = 1.0
+      config.data.photo_fraction = 0.0
+      config.data.video_dir = config.data.photo_dir = ""
+      config.model.code_bits = 10
+      config.model.entropy_group_bits = 5
+      config.train.steps = 4000
   elif arg.variant == "tiny":
     config.data.frames = 5
     config.data.size = 16
@@ -182,5 +191,7 @@ def get_config(arg=None):
     config.train.log_every = 5
     config.train.checkpoint_every = 10
   else:
-    raise ValueError(f"unknown video tokenizer variant {arg.variant!r}: tiny | demo | faithful64 | paper")
+    raise ValueError(
+      f"unknown video tokenizer variant {arg.variant!r}: tiny | demo | shapes | faithful64 | paper"
+    )
   return config

@@ -113,6 +113,9 @@ def test_records_hold_every_stream(setup, uninterrupted):
     # Sharded batches over 8 devices give the ids a plain single-call encode gives.
     assert np.mean(record["video"] == direct[i]) > 0.99
     assert np.mean(record["structure_video"] == direct_structure[i]) > 0.99
+    # The masked streams are the clip's own ids (the task hides the token mask's cells): no second encoding.
+    np.testing.assert_array_equal(record["inpaint_video"], record["video"])
+    np.testing.assert_array_equal(record["outpaint_video"], record["video"])
     assert sp.decode(record["text"]) == record["caption"]
     masked = np.asarray(manifest["token_masks"]["inpaint_video"], bool)
     assert masked.shape == (8, 8) and masked[2:6, 2:6].all() and masked.sum() == 16

@@ -24,6 +24,7 @@ from absl import app, flags, logging
 from videopoet_jax.data import conditioning, datasets, token_shards
 from videopoet_jax.data.stream_encoding import MASKED_STREAMS, STREAMS, Encoder, shard_records
 from videopoet_jax.tokenizers import pretrained, text
+from videopoet_jax.training.progress import quiet_unless_verbose
 
 flags.DEFINE_string("dataset", None, "Dataset name, e.g. shapes_world or clip_folder:source_dir=DIR.")
 flags.DEFINE_string(
@@ -137,6 +138,7 @@ def encode_split(encoder, split, source, out, streams, features, text_tokenizer)
 
 def main(argv):
   del argv
+  quiet_unless_verbose()
   if not FLAGS.dataset or not FLAGS.out:
     sys.exit("error: --dataset and --out are required")
   unknown = set(FLAGS.streams) - set(STREAMS)
@@ -166,7 +168,7 @@ def main(argv):
     "streams": streams,
     "clip": {"frames": int(first.shape[0]), "height": int(height), "width": int(width), **clip},
     "video_tokenizer": {
-      "path": os.path.abspath(FLAGS.video_tokenizer) if FLAGS.video_tokenizer else "bundled",
+      "path": os.path.abspath(FLAGS.video_tokenizer) if FLAGS.video_tokenizer else token_shards.BUNDLED,
       "code_bits": video_config.model.code_bits,
       "latent_shape": list(latent),
     },

@@ -28,6 +28,7 @@ from PIL import Image
 from videopoet_jax.data import media
 from videopoet_jax.eval import audio_metrics, video_metrics
 from videopoet_jax.tokenizers import pretrained, refine
+from videopoet_jax.training.progress import quiet_unless_verbose
 
 flags.DEFINE_string("video", None, "Video file to round-trip.")
 flags.DEFINE_string("audio", None, "Audio file to round-trip.")
@@ -130,6 +131,7 @@ def eval_audio() -> dict:
 
 def main(argv):
   del argv
+  quiet_unless_verbose()
   try:
     result = eval_video() if FLAGS.video else eval_audio()
   except (FileNotFoundError, ValueError) as e:

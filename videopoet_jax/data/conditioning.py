@@ -1,8 +1,9 @@
 """Conditioning clips the tasks need, made from an example before tokenization.
 
-Inpainting masks a central box, outpainting everything outside a central box (COMMIT-style: the masked
-pixels are set to mid-gray and tokenized, and the LM is told which tokens are masked by the token mask,
-`token_mask`). Stylization conditions on a structure video (structure.structure_video): flow plus the
+Inpainting masks a central box, outpainting everything outside a central box, at the token level: the
+clip's own ids with the tokens of `token_mask` replaced by `<mask>` (so a masked stream costs no second
+encoding; the tokens next to the box were encoded from the whole clip, as a user's edit of a given clip
+is). Stylization conditions on a structure video (structure.structure_video): flow plus the
 example's structure map (shapes_world: the object mask; clip_folder: edges or a precomputed map).
 """
 
@@ -15,8 +16,6 @@ from videopoet_jax.data import structure
 # Side of the central box as a fraction of the frame side: masked for inpainting, kept for outpainting.
 INPAINT_BOX_FRACTION = 0.5
 OUTPAINT_KEEP_FRACTION = 0.5
-# Masked pixels are set to mid-gray (0 in the model's [-1, 1] range).
-MASK_FILL = 128
 MASK_KINDS = ("inpaint", "outpaint")
 
 
@@ -36,13 +35,6 @@ def pixel_mask(kind: str, height: int, width: int) -> np.ndarray:
   box = np.zeros((height, width), bool)
   box[y0:y1, x0:x1] = True
   return box if kind == "inpaint" else ~box
-
-
-def masked_video(video: np.ndarray, kind: str) -> np.ndarray:
-  """`[T, H, W, 3]` uint8 with the `kind` mask filled with MASK_FILL."""
-  out = video.copy()
-  out[:, pixel_mask(kind, *video.shape[1:3])] = MASK_FILL
-  return out
 
 
 def token_mask(kind: str, height: int, width: int, spatial_factor: int) -> np.ndarray:

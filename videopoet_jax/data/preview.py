@@ -17,6 +17,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from videopoet_jax.data import datasets, media
+from videopoet_jax.training.progress import quiet_unless_verbose
 
 flags.DEFINE_string(
   "dataset", None, "Dataset name, e.g. shapes_world/two_objects or clip_folder:source_dir=DIR."
@@ -50,6 +51,7 @@ def write_example(
 
 def main(argv):
   del argv
+  quiet_unless_verbose()
   if not FLAGS.dataset or not FLAGS.out:
     sys.exit("error: --dataset and --out are required")
   try:

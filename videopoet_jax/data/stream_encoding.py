@@ -4,7 +4,9 @@
   records = shard_records(encoder, examples, first_index, STREAMS, features, text_tokenizer, None)
 
 Video-like streams are tokenized together in batches split over every device (mesh data axis); audio is
-resampled to the audio tokenizer's rate first.
+resampled to the audio tokenizer's rate first. The masked streams (`inpaint_video`, `outpaint_video`) cost
+no encoding: they are the clip's own ids, and the task hides the tokens of the manifest's token mask
+(`conditioning.token_mask`) behind `<mask>` when it builds the sequence.
 """
 
 import functools
@@ -105,20 +107,22 @@ def shard_records(encoder, examples, first_index, streams, features, text_tokeni
     for i, example in enumerate(examples)
   ]
   # Every video-like stream of the shard goes through the tokenizer together (fuller batches).
+  masked = [s for s in MASKED_STREAMS if s in streams]
   jobs = []
   for i, example in enumerate(examples):
-    video = np.asarray(example["video"])
-    if "video" in streams:
-      jobs.append((i, "video", video))
-    for stream, kind in MASKED_STREAMS.items():
-      if stream in streams:
-        jobs.append((i, stream, conditioning.masked_video(video, kind)))
+    if "video" in streams or masked:
+      jobs.append((i, "video", np.asarray(example["video"])))
     if "structure_video" in streams:
       jobs.append((i, "structure_video", conditioning.structure_clip(example)))
   if jobs:
     ids = encode_many(encoder.video, [clip for _, _, clip in jobs])
     for (i, stream, _), stream_ids in zip(jobs, ids, strict=True):
       records[i][stream] = stream_ids
+  for record in records:
+    for stream in masked:
+      record[stream] = record["video"]
+    if masked and "video" not in streams:
+      del record["video"]
   if "audio" in streams and encoder.audio is not None:
     with_audio = [i for i, e in enumerate(examples) if len(e["audio"]) and e.get("has_audio", True)]
     waves = [np.asarray(examples[i]["audio"], np.float32) for i in with_audio]

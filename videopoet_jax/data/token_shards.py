@@ -26,6 +26,8 @@ FORMAT = 1
 # One record per chunk: fast random access for grain.
 WRITER_OPTIONS = "group_size:1"
 TMP_SUFFIX = ".tmp"
+# A manifest's tokenizer path when the bundled general tokenizer made the ids.
+BUNDLED = "bundled"
 
 
 def shard_path(out: str, split: str, shard: int, num_shards: int) -> str:

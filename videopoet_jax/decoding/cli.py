@@ -3,6 +3,8 @@
 Importing this module defines them once: the model to load and the sampling controls.
 """
 
+import dataclasses
+
 from absl import flags
 
 from videopoet_jax.decoding.generator import Generator, Sampling
@@ -11,12 +13,12 @@ flags.DEFINE_string("checkpoint", None, "LM export folder or training workdir (d
 flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: bundled).")
 flags.DEFINE_string("audio_tokenizer", None, "Audio tokenizer export (default: bundled).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.DEFINE_float("temperature", 1.0, "Sampling temperature (0 = greedy).")
-flags.DEFINE_integer("top_k", 0, "Keep the k most likely ids (0 = off).")
-flags.DEFINE_float("top_p", 1.0, "Nucleus sampling mass (1 = off).")
-flags.DEFINE_float("guidance_scale", 1.0, "Classifier-free guidance scale (1 = off).")
-flags.DEFINE_float("audio_temperature", None, "Temperature of audio ids (default: --temperature).")
-flags.DEFINE_float("audio_guidance_scale", None, "Guidance of audio ids (default: --guidance_scale).")
+flags.DEFINE_float("temperature", None, "Sampling temperature (0 = greedy; default: the model's).")
+flags.DEFINE_integer("top_k", None, "Keep the k most likely ids (0 = off; default: the model's).")
+flags.DEFINE_float("top_p", None, "Nucleus sampling mass (1 = off; default: the model's).")
+flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance scale (1 = off; default: the model's).")
+flags.DEFINE_float("audio_temperature", None, "Temperature of audio ids (default: the model's).")
+flags.DEFINE_float("audio_guidance_scale", None, "Guidance of audio ids (default: the model's).")
 FLAGS = flags.FLAGS
 
 
@@ -25,16 +27,25 @@ def load_generator() -> Generator:
   return Generator.load(FLAGS.checkpoint, FLAGS.video_tokenizer, FLAGS.audio_tokenizer)
 
 
-def sampling() -> dict[str, Sampling]:
-  """Per-modality sampling controls from the flags (audio falls back to the video values)."""
-  video = Sampling(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p, FLAGS.guidance_scale)
-  audio = Sampling(
-    FLAGS.temperature if FLAGS.audio_temperature is None else FLAGS.audio_temperature,
-    FLAGS.top_k,
-    FLAGS.top_p,
-    FLAGS.guidance_scale if FLAGS.audio_guidance_scale is None else FLAGS.audio_guidance_scale,
-  )
-  return {"video": video, "audio": audio}
+def sampling(defaults: dict[str, Sampling]) -> dict[str, Sampling]:
+  """Per-modality sampling controls: the flags given, else `defaults` (the model's `sampling.json`).
+
+  --temperature / --top_k / --top_p / --guidance_scale set both modalities; --audio_temperature and
+  --audio_guidance_scale override the audio ones."""
+  shared = {
+    "temperature": FLAGS.temperature,
+    "top_k": FLAGS.top_k,
+    "top_p": FLAGS.top_p,
+    "guidance_scale": FLAGS.guidance_scale,
+  }
+  audio_only = {"temperature": FLAGS.audio_temperature, "guidance_scale": FLAGS.audio_guidance_scale}
+  given = {k: v for k, v in shared.items() if v is not None}
+  return {
+    "video": dataclasses.replace(defaults["video"], **given),
+    "audio": dataclasses.replace(
+      defaults["audio"], **given, **{k: v for k, v in audio_only.items() if v is not None}
+    ),
+  }
 
 
 def one_line(error: Exception) -> str:

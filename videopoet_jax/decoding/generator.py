@@ -3,16 +3,19 @@
     generator = Generator.load()                                  # the bundled model, or load(path)
     clips = generator.text_to_video(["a red circle ..."], seed=0)  # [N, 17, 64, 64, 3] uint8
 
-An LM export folder (`<workdir>/export`) holds the LM's parameters and config, and the token shards'
-`manifest.json` (which tokenizers made the ids, the inpaint/outpaint token masks) and `text.model`; the
-tokenizers are the bundled ones unless given. Inputs are brought to the model's clip format by the caller
-(`videopoet_jax/data/media.py`); here every video is `[N, T, H, W, 3]` uint8 at the model's size and fps,
-every waveform `[N, samples]` float32 in [-1, 1] at the audio tokenizer's rate.
+An LM export folder (`<workdir>/export`) is a whole model: the LM's parameters and config, the token
+shards' `manifest.json` (which tokenizers made the ids, the inpaint/outpaint token masks), `text.model`,
+the tokenizers that made its ids (`video_tokenizer/`, `audio_tokenizer/`; an export without them uses the
+bundled general ones) and `sampling.json`, the sampling settings chosen for it on validation seeds.
+Inputs are brought to the model's clip format by the caller (`videopoet_jax/data/media.py`); here every
+video is `[N, T, H, W, 3]` uint8 at the model's size and fps, every waveform `[N, samples]` float32 in
+[-1, 1] at the audio tokenizer's rate.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import jax
@@ -21,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from videopoet_jax import tasks
-from videopoet_jax.data import conditioning, media, token_shards
+from videopoet_jax.data import media, token_shards
 from videopoet_jax.decoding import sampler
 from videopoet_jax.decoding.schedule import schedule_from_segments
 from videopoet_jax.decoding.settings import SamplingSettings
@@ -42,6 +45,26 @@ class Sampling:
   top_k: int = 0
   top_p: float = 1.0
   guidance_scale: float = 1.0
+
+
+# The LM export's file of the sampling settings chosen for it (what sample.py uses when no flag is given).
+SAMPLING_FILE = "sampling.json"
+
+
+def read_sampling(folder: str) -> dict[str, Sampling]:
+  """`{"video": Sampling, "audio": Sampling}` from `folder/sampling.json` (absent: the defaults)."""
+  path = os.path.join(folder, SAMPLING_FILE)
+  if not os.path.exists(path):
+    return {kind: Sampling() for kind in KINDS}
+  with open(path) as f:
+    data = json.load(f)
+  return {kind: Sampling(**data.get(kind, {})) for kind in KINDS}
+
+
+def write_sampling(folder: str, sampling: dict[str, Sampling]) -> None:
+  """Writes `{"video": Sampling, "audio": Sampling}` as `folder/sampling.json`."""
+  with open(os.path.join(folder, SAMPLING_FILE), "w") as f:
+    json.dump({kind: dataclasses.asdict(s) for kind, s in sampling.items()}, f, indent=1)
 
 
 def settings_for(sampling: dict[str, Sampling]) -> SamplingSettings:
@@ -77,6 +100,8 @@ class Generator:
       text_tokenizer,
     )
     self._check_tokenizers()
+    # The sampling settings chosen for this model (`load` reads them from its export).
+    self.default_sampling = {kind: Sampling() for kind in KINDS}
     # `progress(total)` -> a context manager with `update(n)` (e.g. tqdm): generation then runs one jitted
     # call per token (same tokens) and reports each; None: one jitted loop.
     self.progress = None
@@ -87,7 +112,8 @@ class Generator:
   def load(
     cls, path: str | None = None, video_tokenizer: str | None = None, audio_tokenizer: str | None = None
   ):
-    """From an LM export folder or workdir (default: the bundled LM) and tokenizer exports (default: bundled).
+    """From an LM export folder or workdir (default: the bundled LM) and tokenizer exports (default: the
+    ones inside the LM's export, else the bundled general ones).
 
     Raises FileNotFoundError / ValueError with a readable message on a missing or mismatched model."""
     model, config, folder = load_lm(path)
@@ -96,9 +122,16 @@ class Generator:
       raise FileNotFoundError(f"{folder} has no {token_shards.MANIFEST} (the token shards' manifest)")
     text_path = os.path.join(folder, token_shards.TEXT_MODEL)
     text_tokenizer = text.TextTokenizer(text_path) if os.path.exists(text_path) else None
-    video = pretrained.load_video_tokenizer(video_tokenizer)[0]
-    audio = pretrained.load_audio_tokenizer(audio_tokenizer)[0] if config.vocab.audio_levels else None
-    return cls(model, config, video, audio, text_tokenizer, manifest)
+    own = lambda kind: (
+      os.path.join(folder, kind) if os.path.exists(os.path.join(folder, kind, "config.json")) else None
+    )
+    video = pretrained.load_video_tokenizer(video_tokenizer or own("video_tokenizer"))[0]
+    audio = None
+    if config.vocab.audio_levels:
+      audio = pretrained.load_audio_tokenizer(audio_tokenizer or own("audio_tokenizer"))[0]
+    generator = cls(model, config, video, audio, text_tokenizer, manifest)
+    generator.default_sampling = read_sampling(folder)
+    return generator
 
   def _check_tokenizers(self) -> None:
     """Raises ValueError when a tokenizer's ids do not fit the LM's vocabulary and layout."""
@@ -287,12 +320,12 @@ class Generator:
     """Inpaint (`kind="inpaint"`: regenerate where `pixel_mask [S, S]` bool is True) or outpaint (keep where
     it is True, generate the rest) `[N, frames, S, S, 3]` uint8 clips."""
     hidden = pixel_mask if kind == "inpaint" else ~pixel_mask
-    masked = np.where(hidden[None, None, :, :, None], conditioning.MASK_FILL, clips).astype(np.uint8)
     factor = self.video_tokenizer.geometry.spatial_factor
     cells = hidden.reshape(self.size // factor, factor, self.size // factor, factor).any(axis=(1, 3))
     stream = f"{kind}_video"
     layout = dataclasses.replace(self.layout, token_masks={**self.layout.token_masks, stream: cells})
-    ids = self.encode_video(masked)
+    # As in training (data/stream_encoding.py): the clip's own ids, the hidden cells' tokens become <mask>.
+    ids = self.encode_video(clips)
     records = [{**t, stream: i} for t, i in zip(self._texts(prompts), ids, strict=True)]
     return self.decode_video(self.generate(kind, records, sampling, seed, layout=layout))
 

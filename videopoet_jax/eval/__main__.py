@@ -15,6 +15,7 @@ from absl import app, flags
 
 from videopoet_jax.decoding import cli
 from videopoet_jax.eval import lm_tasks
+from videopoet_jax.training.progress import quiet_unless_verbose
 
 flags.DEFINE_list("tasks", ["all"], f"Tasks to score: all or some of {', '.join(lm_tasks.TASKS)}.")
 flags.DEFINE_integer("num", 100, "Test examples per task.")
@@ -25,6 +26,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  quiet_unless_verbose()
   tasks = list(lm_tasks.TASKS) if FLAGS.tasks == ["all"] else FLAGS.tasks
   unknown = sorted(set(tasks) - set(lm_tasks.TASKS))
   if unknown:
@@ -35,7 +37,7 @@ def main(argv):
     gen = cli.load_generator()
   except (ValueError, FileNotFoundError) as e:
     sys.exit(cli.one_line(e))
-  sampling = cli.sampling()
+  sampling = cli.sampling(gen.default_sampling)
   start = time.time()
   report = lm_tasks.evaluate(gen, tasks, FLAGS.num, sampling, FLAGS.seed, FLAGS.batch_size)
   report["settings"] = {

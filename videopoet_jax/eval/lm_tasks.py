@@ -80,6 +80,11 @@ def evaluate(
       outputs = run_task(gen, task, batch, sampling, seed + i)
       truths = [shapes_scores.truth_from_example(e) for e in batch]
       samples += [shapes_scores.score_sample(task, o, t) for o, t in zip(outputs, truths, strict=True)]
-    report[task] = {**shapes_scores.summarize(task, samples), "seconds": round(time.time() - start, 1)}
-    log(f"{task}: " + ", ".join(f"{k}={v['value']:.3g}" for k, v in report[task].items() if k != "seconds"))
+    report[task] = {
+      **shapes_scores.summarize(task, samples),
+      "baselines": shapes_scores.baselines(task, chosen),
+      "seconds": round(time.time() - start, 1),
+    }
+    scores = {k: v for k, v in report[task].items() if k not in ("seconds", "baselines")}
+    log(f"{task}: " + ", ".join(f"{k}={v['value']:.3g}" for k, v in scores.items()))
   return report

@@ -122,6 +122,8 @@ def score_video(task: str, video: np.ndarray, truth: dict) -> dict:
     )
     moving = tail.moving == (truth["direction"] != "still")
     return {"object_kept": bool(kept), "moving": bool(moving), "analysis": tail.attributes()}
+  if task == "image_to_video":
+    video = video[1:]  # the generated frames only: frame 0 is the given image
   analysis = shapes_video.analyze_video(video)
   if task == "stylize":
     scores = {
@@ -144,7 +146,12 @@ def score_audio(task: str, audio: np.ndarray, truth: dict) -> dict:
   analysis = shapes_audio.analyze_audio(audio)
   scores = {"pitch": analysis.color == truth["color"]}
   if task == "video_to_audio":
-    scores["clicks"] = shapes_audio.clicks_match(analysis.click_frames, truth["bounce_frames"])
+    # Scored on clips with a bounce only (None otherwise), so a silent soundtrack scores 0.
+    scores["clicks"] = (
+      shapes_audio.clicks_match(analysis.click_frames, truth["bounce_frames"])
+      if truth["bounce_frames"]
+      else None
+    )
   return {**scores, "analysis": analysis.attributes()}
 
 
@@ -158,7 +165,56 @@ def summarize(task: str, samples: list[dict]) -> dict[str, dict]:
   `summarize_mean`: n, value, 95% low/high, target, meets_target, confident)."""
   out = {}
   for c in TASK_CRITERIA[task]:
-    values = [s[c.name] for s in samples]
+    values = [s[c.name] for s in samples if s[c.name] is not None]
     summarize_kind = intervals.summarize_rate if c.kind == "rate" else intervals.summarize_mean
     out[c.name] = summarize_kind(values, c.target)
+  return out
+
+
+# The world attribute a rate criterion reads (its chance level is one over the attribute's values).
+CRITERION_ATTRIBUTE = {
+  "color": "color",
+  "shape": "shape",
+  "direction": "direction",
+  "background": "background",
+}
+
+
+def trivial_output(task: str, example: dict) -> np.ndarray | None:
+  """The output of the task's trivial baseline for a shapes_world example (None: the task has none beyond
+  chance): image_to_video copies the given image into every frame, stylize returns the structure video
+  itself, video_to_audio is silent, extend freezes the input's last frame."""
+  video = np.asarray(example["video"])
+  if task == "image_to_video":
+    return np.repeat(video[:1], len(video), axis=0)
+  if task == "stylize":
+    return conditioning.structure_clip(example)
+  if task == "video_to_audio":
+    return np.zeros(world.AUDIO_SAMPLES, np.float32)
+  if task == "extend":
+    return np.concatenate([video, np.repeat(video[-1:], EXTEND_TAIL_FRAMES, axis=0)])
+  return None
+
+
+def baselines(task: str, examples: list[dict]) -> dict[str, dict]:
+  """Per criterion of `task`, what no model scores: `chance` (uniform guess over the attribute's values),
+  `majority` (always the most common value of these examples) and `trivial` (`trivial_output` scored like
+  a generated one; inpaint/outpaint report their mean-fill baseline in `baseline_psnr_db`)."""
+  truths = [truth_from_example(e) for e in examples]
+  trivial = [trivial_output(task, e) for e in examples]
+  trivial_scores = None
+  if trivial[0] is not None:
+    trivial_scores = summarize(task, [score_sample(task, o, t) for o, t in zip(trivial, truths, strict=True)])
+  out = {}
+  for c in TASK_CRITERIA[task]:
+    entry = {}
+    attribute = CRITERION_ATTRIBUTE.get(c.name) or ("color" if c.name == "pitch" else None)
+    if attribute:
+      values = [t[attribute] for t in truths]
+      entry["chance"] = 1.0 / len(world.ATTRIBUTE_VALUES[attribute])
+      entry["majority"] = max(values.count(v) for v in set(values)) / len(values)
+    if trivial_scores is not None:
+      entry["trivial"] = trivial_scores[c.name]["value"]
+    if entry:
+      out[c.name] = entry
   return out

@@ -27,6 +27,8 @@ EXPORT_SUBDIR = "export"
 EXPORTED_VARIABLES = nnx.Any(nnx.Param, rvq.CodebookVariable)
 # Where the bundled default models live inside the package.
 BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets")
+# An LM export holds the tokenizers its ids came from in these subfolders (a model is the LM plus them).
+TOKENIZER_SUBDIRS = ("video_tokenizer", "audio_tokenizer")
 
 
 def bundled_path(name: str) -> str:
@@ -68,12 +70,16 @@ def export_folder(path: str) -> str:
 def copy_export(source: str, dest: str, dtype: str | None = None) -> None:
   """Copies the export folder (or workdir export) `source` to `dest`, its floating-point parameters stored
   as `dtype` (e.g. "bfloat16" halves a bundled model's size; `load` casts them back to the architecture's
-  parameter dtype). The files beside `params/` (config, manifest, text model, model card) are copied as is."""
+  parameter dtype). The files beside `params/` (config, manifest, text model, model card) are copied as is;
+  exports nested in it (an LM's `video_tokenizer/`, `audio_tokenizer/`) are copied with their own dtype."""
   source = export_folder(source)
   _read_export_config(source)  # refuses an export of another format
   if os.path.exists(dest):
     shutil.rmtree(dest)
-  shutil.copytree(source, dest, ignore=shutil.ignore_patterns("params"))
+  nested = [n for n in TOKENIZER_SUBDIRS if os.path.exists(os.path.join(source, n, "config.json"))]
+  shutil.copytree(source, dest, ignore=lambda folder, names: ["params", *nested] if folder == source else [])
+  for name in nested:
+    copy_export(os.path.join(source, name), os.path.join(dest, name))
   with ocp.StandardCheckpointer() as ckptr:
     params = ckptr.restore(os.path.abspath(os.path.join(source, "params")))
   if dtype is not None:
@@ -81,6 +87,18 @@ def copy_export(source: str, dest: str, dtype: str | None = None) -> None:
     params = jax.tree.map(cast, params)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.abspath(os.path.join(dest, "params")), params)
+
+
+def copy_tokenizer(source: str | None, dest: str, kind: str) -> None:
+  """Copies tokenizer export `source` (a workdir or export folder; None: the bundled general one of
+  `kind`, "video_tokenizer" | "audio_tokenizer") to `dest`, unless `dest` already holds one."""
+  if os.path.exists(os.path.join(dest, "config.json")):
+    return
+  source = export_folder(source) if source else bundled_path(kind)
+  tmp = dest + ".tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  shutil.copytree(source, tmp)
+  os.replace(tmp, dest)
 
 
 def _read_export_config(path: str) -> ml_collections.ConfigDict:

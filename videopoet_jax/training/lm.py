@@ -28,6 +28,7 @@ from videopoet_jax import sharding, tasks
 from videopoet_jax.data import lm_batches, token_shards
 from videopoet_jax.model.transformer import Transformer
 from videopoet_jax.tasks import registry
+from videopoet_jax.tokenizers import pretrained
 from videopoet_jax.training import loop, optimizers
 
 # Output modalities that per-modality metrics are reported for (targets elsewhere count as "structure").
@@ -215,12 +216,19 @@ class Trainer:
     return state.ema_params if state.ema_params is not None else state.params
 
   def export_assets(self, path: str) -> None:
-    """Copies the token shards' manifest (tokenizers, token masks) and text model beside the export, so
-    the export alone is enough to sample (videopoet_jax/decoding/generator.py)."""
+    """Copies the token shards' manifest (tokenizers, token masks) and text model beside the export, and
+    the tokenizers that made the shards' ids into its `video_tokenizer/` and `audio_tokenizer/`, so the
+    export alone is the whole model (videopoet_jax/decoding/generator.py)."""
     for name in (token_shards.MANIFEST, token_shards.TEXT_MODEL):
       source = os.path.join(self.config.data.tokens_dir, name)
       if os.path.exists(source):
         shutil.copyfile(source, os.path.join(path, name))
+    manifest = token_shards.read_manifest(self.config.data.tokens_dir)
+    for kind in pretrained.TOKENIZER_SUBDIRS:
+      entry = manifest.get(kind)
+      if entry is not None:
+        source = None if entry["path"] == token_shards.BUNDLED else entry["path"]
+        pretrained.copy_tokenizer(source, os.path.join(path, kind), kind)
 
   def evaluate(self, state: TrainState) -> dict[str, float]:
     """Validation loss and accuracy, overall, per task and per modality (exported weights)."""

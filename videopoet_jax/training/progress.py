@@ -17,6 +17,18 @@ def quiet_library_logs() -> None:
   )
 
 
+def quiet_unless_verbose() -> None:
+  """For the user-facing programs: library INFO lines (checkpoint loading, dataset building) are shown only
+  when `--verbosity` is given (absl's flag: 0 = INFO, 1 = DEBUG); otherwise warnings and errors only, so a
+  run prints the program's own lines."""
+  from absl import flags
+  from absl import logging as absl_logging
+
+  if not flags.FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  quiet_library_logs()
+
+
 def format_seconds(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
