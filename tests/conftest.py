@@ -126,7 +126,8 @@ def tiny_lm_config(tmp_path):
 def make_tiny_bundle(root, captions, frames, size, fps):
   """A tiny untrained bundle under `root` whose parts fit each other: the tiny video and audio tokenizers
   (random weights), a text model trained on `captions`, and LM exports (`lm`, and `lm_no_stylize` trained
-  for every task but stylize) for clips of `frames` x `size` x `size` at `fps`. Returns their paths."""
+  for every task but stylize) for clips of `frames` x `size` x `size` at `fps`, each holding copies of the
+  tokenizers. Returns their paths."""
   from flax import nnx
 
   from videopoet_jax import tasks
@@ -169,5 +170,8 @@ def make_tiny_bundle(root, captions, frames, size, fps):
     pretrained.export(str(path), nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Param), config)
     token_shards.write_manifest(str(path), manifest)
     os.link(root / "text.model", path / token_shards.TEXT_MODEL)
+    # A model is the LM with the tokenizers its ids came from (Generator.load finds them inside).
+    for kind in pretrained.TOKENIZER_SUBDIRS:
+      pretrained.copy_tokenizer(paths[kind], str(path / kind), kind)
     paths[name] = str(path)
   return paths

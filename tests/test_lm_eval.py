@@ -16,7 +16,7 @@ from conftest import REPO, make_tiny_bundle
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-  captions = [e["caption"] for e in lm_tasks.test_examples(4)]
+  captions = [e["caption"] for e in lm_tasks.split_examples(4)]
   return make_tiny_bundle(tmp_path_factory.mktemp("bundle"), captions, frames=17, size=64, fps=8)
 
 

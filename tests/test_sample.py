@@ -12,8 +12,8 @@ import soundfile
 from PIL import Image
 
 from videopoet_jax.data import media
-from videopoet_jax.decoding import sampler
-from videopoet_jax.decoding.generator import Generator, Sampling, settings_for
+from videopoet_jax.decoding import cli, sampler
+from videopoet_jax.decoding.generator import Generator, Sampling, settings_for, write_sampling
 from videopoet_jax.decoding.schedule import schedule_from_segments
 from videopoet_jax.tasks import registry, sequence
 from videopoet_jax.tokenizers import pretrained
@@ -67,9 +67,9 @@ SAMPLE = _load_sample()
 
 
 def _run(bundle, *args, checkpoint=None):
-  """Runs sample.py's main in this process; returns its printed summary (SystemExit propagates)."""
+  """Runs sample.py's main in this process (the tokenizers come from inside the LM export); returns its
+  printed summary (SystemExit propagates)."""
   argv = ["sample.py", f"--checkpoint={checkpoint or bundle['lm']}"]
-  argv += [f"--video_tokenizer={bundle['video_tokenizer']}", f"--audio_tokenizer={bundle['audio_tokenizer']}"]
   SAMPLE.FLAGS.unparse_flags()
   SAMPLE.FLAGS([*argv, *args])
   SAMPLE.main([])
@@ -118,6 +118,36 @@ def test_generation_is_deterministic_under_a_seed(generator):
   np.testing.assert_array_equal(first, generator.text_to_video(CAPTIONS[:2], sampling, seed=3))
   assert not np.array_equal(first, generator.text_to_video(CAPTIONS[:2], sampling, seed=4))
   assert first.shape == (2, FRAMES, SIZE, SIZE, 3) and first.dtype == np.uint8
+
+
+def test_the_models_sampling_settings_are_what_sample_py_uses_without_flags(bundle, tmp_path):
+  model = tmp_path / "lm"
+  pretrained.copy_export(bundle["lm"], str(model))
+  write_sampling(str(model), {"video": Sampling(temperature=0.0), "audio": Sampling(0.5, 4, 1.0, 2.0)})
+  loaded = Generator.load(str(model)).default_sampling
+  assert loaded == {"video": Sampling(temperature=0.0), "audio": Sampling(0.5, 4, 1.0, 2.0)}
+  # The export's greedy setting: any seed gives the same clip; a --temperature flag overrides it.
+  outputs = {}
+  for seed, flags in ((0, ()), (1, ()), (0, ("--temperature=1",)), (1, ("--temperature=1",))):
+    out = tmp_path / f"t2v_{seed}_{len(flags)}.mp4"
+    _run(
+      bundle,
+      "--task=text_to_video",
+      "--prompt=red",
+      f"--output={out}",
+      f"--seed={seed}",
+      *flags,
+      checkpoint=model,
+    )
+    outputs[seed, len(flags)] = _frames(out)
+  np.testing.assert_array_equal(outputs[0, 0], outputs[1, 0])
+  assert not np.array_equal(outputs[0, 1], outputs[1, 1])
+  SAMPLE.FLAGS.unparse_flags()
+  SAMPLE.FLAGS(
+    ["sample.py", "--task=text_to_video", "--output=x.mp4", "--top_k=7", "--audio_temperature=0.9"]
+  )
+  chosen = cli.sampling(loaded)
+  assert chosen["video"] == Sampling(0.0, 7, 1.0, 1.0) and chosen["audio"] == Sampling(0.9, 7, 1.0, 2.0)
 
 
 def test_structural_tokens_are_forced_and_ids_stay_in_their_ranges(generator):

@@ -145,10 +145,44 @@ def test_scores_of_ground_truth_meet_every_target(combination_clips):
       )
     summary = json.loads(json.dumps(shapes_scores.summarize(task, samples)))
     assert set(summary) == {c.name for c in criteria}
+    with_bounce = sum(bool(clip["bounce_frames"]) for clip in combination_clips[:6])
     for c in criteria:
-      assert summary[c.name]["n"] == 6
+      # Clicks are scored on clips with a bounce only.
+      assert summary[c.name]["n"] == (with_bounce if c.name == "clicks" else 6)
       if c.target is not None:
         assert summary[c.name]["meets_target"], (task, c.name, summary[c.name])
+
+
+def test_what_no_model_scores_is_reported_and_never_counted_as_success(combination_clips):
+  clips = combination_clips[:12]
+  truths = [shapes_scores.truth_from_example(c) for c in clips]
+  assert 0 < sum(bool(t["bounce_frames"]) for t in truths) < len(clips)
+  # A silent soundtrack: 0 on clicks (clips without a bounce are not scored), no pitch.
+  silent = np.zeros(world.AUDIO_SAMPLES, np.float32)
+  for truth in truths:
+    scores = shapes_scores.score_sample("video_to_audio", silent, truth)
+    assert scores["pitch"] is False and scores["clicks"] is (False if truth["bounce_frames"] else None)
+  # image_to_video is read from the generated frames only: the given first frame alone shows nothing.
+  for clip, truth in zip(clips, truths, strict=True):
+    background = np.broadcast_to(
+      np.array(world.BACKGROUNDS[clip["background"]], np.uint8), clip["video"].shape
+    )
+    echoed = np.concatenate([clip["video"][:1], background[1:]])
+    scores = shapes_scores.score_sample("image_to_video", echoed, truth)
+    assert not scores["color"] and not scores["shape"]
+    assert shapes_scores.score_sample("image_to_video", clip["video"], truth)["color"]
+  baselines = {task: shapes_scores.baselines(task, clips) for task in shapes_scores.TASK_CRITERIA}
+  colors = [c["color"] for c in clips]
+  assert baselines["text_to_video"]["color"] == {
+    "chance": 1 / len(world.COLORS),
+    "majority": max(colors.count(v) for v in colors) / len(clips),
+  }
+  assert baselines["video_to_audio"]["clicks"]["trivial"] == 0.0
+  assert baselines["video_to_audio"]["pitch"]["trivial"] == 0.0
+  # Copying the given image keeps colour and shape but gets the direction right only when it is "still".
+  copy = baselines["image_to_video"]
+  assert copy["color"]["trivial"] == copy["shape"]["trivial"] == 1.0
+  assert copy["direction"]["trivial"] == pytest.approx(np.mean([c["direction"] == "still" for c in clips]))
 
 
 def test_truth_from_a_tfds_example():

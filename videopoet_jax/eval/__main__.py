@@ -21,6 +21,9 @@ flags.DEFINE_list("tasks", ["all"], f"Tasks to score: all or some of {', '.join(
 flags.DEFINE_integer("num", 100, "Test examples per task.")
 flags.DEFINE_string("out", "report.json", "Where to write the report.")
 flags.DEFINE_integer("batch_size", 25, "Examples generated at once.")
+flags.DEFINE_enum(
+  "split", "test", lm_tasks.SPLITS, "Seeds to render: test (scores) or validation (choosing settings)."
+)
 FLAGS = flags.FLAGS
 
 
@@ -39,9 +42,10 @@ def main(argv):
     sys.exit(cli.one_line(e))
   sampling = cli.sampling(gen.default_sampling)
   start = time.time()
-  report = lm_tasks.evaluate(gen, tasks, FLAGS.num, sampling, FLAGS.seed, FLAGS.batch_size)
+  report = lm_tasks.evaluate(gen, tasks, FLAGS.num, sampling, FLAGS.seed, FLAGS.batch_size, split=FLAGS.split)
   report["settings"] = {
     "num": FLAGS.num,
+    "split": FLAGS.split,
     "seed": FLAGS.seed,
     "checkpoint": FLAGS.checkpoint or "bundled",
     "sampling": {k: dataclasses.asdict(v) for k, v in sampling.items()},

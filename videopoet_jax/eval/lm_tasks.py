@@ -1,4 +1,4 @@
-"""Per-task evaluation of a generator on shapes_world test clips (seeds never trained on).
+"""Per-task evaluation of a generator on shapes_world clips of seeds never trained on (test or validation).
 
 Each task is run on N rendered test examples (`shapes_world.render` of the test split's seeds; the
 compositional config's withheld combinations for `text_to_video_withheld`), and its output is scored by
@@ -24,9 +24,16 @@ EXTEND_SECONDS = 3
 TASKS = tuple(shapes_scores.TASK_CRITERIA)
 
 
-def test_examples(num: int, withheld: bool = False) -> list[dict]:
-  """The first `num` test-split examples (rendered), or the compositional config's withheld ones."""
-  first = shapes_world_dataset.SPLIT_SEEDS["test"]
+# Splits the evaluation renders from: settings are chosen on validation seeds, scores reported on test seeds.
+SPLITS = ("validation", "test")
+
+
+def split_examples(num: int, withheld: bool = False, split: str = "test") -> list[dict]:
+  """The first `num` examples (rendered) of `split`'s seeds, or the compositional config's withheld
+  combinations drawn from them."""
+  if split not in SPLITS:
+    raise ValueError(f"unknown split {split!r}: {SPLITS}")
+  first = shapes_world_dataset.SPLIT_SEEDS[split]
   if withheld:
     combos = shapes_world_dataset.COMPOSITIONAL_WITHHELD
     return [world.render(first + i, withheld=combos, only_withheld=True) for i in range(num)]
@@ -66,11 +73,12 @@ def evaluate(
   seed: int = 0,
   batch_size: int = 25,
   log: Callable[[str], None] = print,
+  split: str = "test",
 ) -> dict:
-  """Runs and scores every task of `tasks` on `num` test examples; returns `{task: {criterion: summary},
-  ...}` plus `seconds` per task."""
+  """Runs and scores every task of `tasks` on `num` examples of `split`; returns `{task: {criterion:
+  summary, ..., "baselines": ..., "seconds": ...}}`."""
   report = {}
-  examples = {False: test_examples(num), True: test_examples(num, withheld=True)}
+  examples = {w: split_examples(num, w, split) for w in (False, True)}
   for task in tasks:
     start = time.time()
     chosen = examples[task == "text_to_video_withheld"]

@@ -225,9 +225,9 @@ class Trainer:
         shutil.copyfile(source, os.path.join(path, name))
     manifest = token_shards.read_manifest(self.config.data.tokens_dir)
     for kind in pretrained.TOKENIZER_SUBDIRS:
-      entry = manifest.get(kind)
-      if entry is not None:
-        source = None if entry["path"] == token_shards.BUNDLED else entry["path"]
+      source = (manifest.get(kind) or {}).get("path")
+      if source is not None:
+        source = None if source == token_shards.BUNDLED else source
         pretrained.copy_tokenizer(source, os.path.join(path, kind), kind)
 
   def evaluate(self, state: TrainState) -> dict[str, float]:

@@ -1,0 +1,83 @@
+"""Chooses a model's sampling settings on validation seeds and writes them into its export (sampling.json).
+
+  python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo [--num=32]
+
+Video settings (temperature, top-k, guidance scale) are scored by text_to_video's criteria (the mean of its
+rates), then audio settings by video_to_audio's, on shapes_world validation seeds only: the test seeds
+that the report scores are never looked at. The best of each grid is written to the export folder's
+`sampling.json`, which `sample.py` and `python -m videopoet_jax.eval` use when no sampling flag is given.
+Prints one JSON line with every candidate's scores.
+"""
+
+import json
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from videopoet_jax.decoding import cli
+from videopoet_jax.decoding.generator import Sampling, write_sampling
+from videopoet_jax.eval import lm_tasks
+from videopoet_jax.tokenizers import pretrained
+from videopoet_jax.training.progress import quiet_unless_verbose
+
+flags.DEFINE_integer("num", 32, "Validation examples per candidate.")
+FLAGS = flags.FLAGS
+
+# (temperature, top_k, guidance_scale) candidates; top_p stays off.
+VIDEO_GRID = ((1.0, 0, 1.0), (0.7, 32, 1.0), (0.5, 16, 1.0), (1.0, 0, 2.0), (0.7, 32, 2.0), (0.7, 32, 4.0))
+AUDIO_GRID = ((1.0, 0, 1.0), (0.7, 32, 1.0), (0.7, 32, 2.0))
+# The task each grid is judged on.
+VIDEO_TASK, AUDIO_TASK = "text_to_video", "video_to_audio"
+
+
+def mean_rate(report: dict) -> float:
+  """Mean value of a task report's criteria (its rates)."""
+  return float(np.mean([v["value"] for k, v in report.items() if k not in ("seconds", "baselines")]))
+
+
+def score(gen, task: str, sampling: dict) -> tuple[float, dict]:
+  report = lm_tasks.evaluate(
+    gen, [task], FLAGS.num, sampling, FLAGS.seed, FLAGS.num, lambda _: None, "validation"
+  )
+  return mean_rate(report[task]), {
+    k: v["value"] for k, v in report[task].items() if k not in ("seconds", "baselines")
+  }
+
+
+def main(argv):
+  del argv
+  quiet_unless_verbose()
+  if not FLAGS.checkpoint:
+    sys.exit("error: --checkpoint (the LM workdir or export folder to write sampling.json into) is required")
+  try:
+    gen = cli.load_generator()
+    folder = pretrained.export_folder(FLAGS.checkpoint)
+  except (ValueError, FileNotFoundError) as e:
+    sys.exit(cli.one_line(e))
+  candidates = {"video": [], "audio": []}
+  best = {}
+  for kind, grid, task in (("video", VIDEO_GRID, VIDEO_TASK), ("audio", AUDIO_GRID, AUDIO_TASK)):
+    for temperature, top_k, guidance in grid:
+      chosen = Sampling(temperature=temperature, top_k=top_k, guidance_scale=guidance)
+      sampling = {**best, kind: chosen}
+      sampling.setdefault("audio", chosen)
+      value, scores = score(gen, task, sampling)
+      candidates[kind].append({"sampling": chosen.__dict__, "score": value, task: scores})
+      print(f"{kind} {chosen}: {task} {value:.3f} {scores}", file=sys.stderr, flush=True)
+    best[kind] = Sampling(**max(candidates[kind], key=lambda c: c["score"])["sampling"])
+  write_sampling(folder, best)
+  print(
+    json.dumps(
+      {
+        "num": FLAGS.num,
+        "split": "validation",
+        "chosen": {k: v.__dict__ for k, v in best.items()},
+        "candidates": candidates,
+      }
+    )
+  )
+
+
+if __name__ == "__main__":
+  app.run(main)
