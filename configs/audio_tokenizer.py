@@ -110,6 +110,7 @@ def get_config(arg=None):
     log_every=50,
     checkpoint_every=1000,
     keep_checkpoints=3,
+    init_from="",
   )
 
   # The tokenizers are data parallel: every device on the data axis.

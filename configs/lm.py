@@ -189,6 +189,9 @@ def get_config(arg=None):
   config.train.b2 = 0.98
   config.train.weight_decay = 0.01
   config.train.grad_clip = 1.0
+  # An LM export or workdir of the same architecture whose parameters the run starts from ("": random
+  # init); the optimizer and schedule start afresh. How a model's training continues across sessions.
+  config.train.init_from = ""
   # EMA of the exported weights (0: export the trained weights).
   config.train.ema_decay = 0.0
   config.train.log_every = 25

@@ -72,6 +72,15 @@ def test_restore_onto_a_different_mesh_gives_the_same_parameters(tiny_lm_config,
   ):
     assert array.sharding == wanted
   _assert_trees_close(saved, _params(restored), rtol=0, atol=0)
+  # A warm start (train.init_from) takes the export's parameters onto this mesh, with a fresh optimizer.
+  warm = ml_collections.ConfigDict(tiny_lm_config.to_dict())
+  warm.train.init_from = str(tmp_path)
+  started = lm.Trainer(warm, mesh=_mesh((1, 4, 2)), data=False).init()
+  _assert_trees_close(saved, _params(started), rtol=0, atol=0)
+  assert int(started.step) == 0
+  warm.model.width *= 2
+  with pytest.raises(ValueError, match="different architecture"):
+    lm.Trainer(warm, mesh=_mesh((1, 4, 2)), data=False).init()
 
 
 def test_tiny_model_overfits_a_handful_of_sequences_of_every_task(tiny_lm_config):

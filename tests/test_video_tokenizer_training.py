@@ -97,3 +97,15 @@ def test_interrupted_run_resumes_to_identical_weights(tiny_video_config, tmp_pat
     json.loads(open(tmp_path / "straight" / "metrics.jsonl").readline())
   )
   assert os.listdir(tmp_path / "straight" / "tensorboard")
+  # Fine-tuning (train.init_from): a fresh run starts from the export's weights, EMA included.
+  config.train.init_from = str(tmp_path / "straight")
+  warm = trainer_lib.Trainer(config).init()
+  exported = _final_params(tmp_path / "straight")
+  for a, b, c in zip(
+    jax.tree.leaves(exported), jax.tree.leaves(warm.params), jax.tree.leaves(warm.ema_params), strict=True
+  ):
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+  config.model.code_bits += 1
+  with pytest.raises(ValueError, match="different architecture"):
+    trainer_lib.Trainer(config).init()

@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from videopoet_jax.data import shapes_world as world
 
@@ -112,6 +113,13 @@ def to_example(clip: dict) -> dict:
     "objects": {name: [o[name] for o in clip["objects"]] for name in world.OBJECT_ATTRIBUTES},
     "bounce_frames": np.asarray(clip["bounce_frames"], np.int32),
   }
+
+
+# TFDS sorts a split's examples by key in memory and spills to disk through tf.io.gfile past 1 GB, which
+# needs TensorFlow (not a dependency here). A shapes_world example serializes to ~140 KB (mostly the
+# float32 audio), so a 20,000-clip train split needs ~2.8 GB: keep the sort in memory up to this size.
+SORT_BUFFER_BYTES = 8 << 30
+tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(tfds_shuffle.MAX_MEM_BUFFER_SIZE, SORT_BUFFER_BYTES)
 
 
 class ShapesWorld(tfds.core.GeneratorBasedBuilder):

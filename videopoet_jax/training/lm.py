@@ -195,8 +195,20 @@ class Trainer:
     return self.in_context(self._step, state, batch)
 
   def init(self, batch=None) -> TrainState:
+    """A fresh state; with `train.init_from` (an LM export or workdir of the same architecture), its
+    parameters start from that model's (warm start: the optimizer and schedule start afresh)."""
     del batch  # nothing is initialized from data
-    return jax.jit(lambda: init_state(self.config)[1], out_shardings=self.state_sharding)()
+    state = jax.jit(lambda: init_state(self.config)[1], out_shardings=self.state_sharding)()
+    source = self.config.train.get("init_from", "")
+    if not source:
+      return state
+    params = jax.device_put(
+      pretrained.warm_start_params(source, build_model, "lm", self.config, state.params),
+      self.state_sharding.params,
+    )
+    logging.info("parameters initialized from %s", source)
+    ema = None if state.ema_params is None else jax.tree.map(jnp.copy, params)
+    return state.replace(params=params, ema_params=ema)
 
   def put_batch(self, batch) -> dict:
     """A host `sequence.Batch` (this process's rows) -> global arrays split over the batch axes."""

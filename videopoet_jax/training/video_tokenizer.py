@@ -18,7 +18,7 @@ from flax import nnx, struct
 
 from videopoet_jax.data import tokenizer_clips
 from videopoet_jax.tokenizers import discriminator as disc_lib
-from videopoet_jax.tokenizers import lfq
+from videopoet_jax.tokenizers import lfq, pretrained
 from videopoet_jax.tokenizers.video import VideoTokenizer, param_count
 from videopoet_jax.training import data_parallel, loop, optimizers
 
@@ -185,9 +185,20 @@ class Trainer(data_parallel.DataParallelTrainer):
     super().__init__(config, init_state, train_step, mesh)
 
   def init(self, batch: jax.Array | None = None) -> TrainState:
-    """A fresh state (the batch is unused: nothing here is initialized from data)."""
+    """A fresh state (the batch is unused: nothing here is initialized from data); with
+    `train.init_from`, the weights (and their EMA) start from that export's (fine-tuning)."""
     del batch
-    return self.init_sharded(lambda: init_state(self.config)[2])
+    state = self.init_sharded(lambda: init_state(self.config)[2])
+    if not self.config.train.init_from:
+      return state
+    params = jax.device_put(
+      pretrained.warm_start_params(
+        self.config.train.init_from, build_tokenizer, "video_tokenizer", self.config, state.params
+      ),
+      jax.tree.map(lambda x: x.sharding, state.params),
+    )
+    logging.info("weights initialized from %s", self.config.train.init_from)
+    return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
 
   def usage_stats(self, code_counts: np.ndarray) -> dict[str, float]:
     return lfq.usage_stats(code_counts)
