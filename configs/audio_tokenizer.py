@@ -9,8 +9,8 @@ Variants:
   demo   -- trains on a 2-core CPU in under 20 minutes (1,800 steps of 8 x 0.5 s crops): 16 kHz, hop 320
             (50 frames/s, 106 per 2.125 s clip), 4 levels x 1024 codes (2 kbps, VideoPoet's layout),
             16 channels, no discriminators.
-  shapes -- the demo model made for the procedural world the bundled LM learns: shapes_world audio only
-            (hums and bounce clicks), 4 levels x 256 codes, 1,200 steps.
+  shapes -- the tokenizer of the procedural world the bundled LM learns: the bundled general tokenizer
+            fine-tuned on shapes_world audio only (hums and bounce clicks), 600 steps.
   paper  -- VideoPoet parity at SoundStream's width (32 channels, 512-dim embedding) with the waveform
             and STFT discriminators and feature matching: for accelerators.
 """
@@ -141,11 +141,14 @@ def get_config(arg=None):
     config.train.log_every = 25
     config.train.checkpoint_every = 100
     if arg.variant == "shapes":
+      # The bundled general tokenizer fine-tuned on shapes_world audio only: trained from scratch on it
+      # (4 x 256 codes, 1,200 steps), hums kept their pitch 0.75 of the time and no click came back.
       config.data.procedural_fraction = 1.0
       config.data.audio_dirs = ()
-      config.model.codebook_size = 256
-      config.rvq.dead_code_threshold = 0.06
-      config.train.steps = 1200
+      config.train.init_from = "videopoet_jax/assets/audio_tokenizer"
+      config.train.learning_rate = 5e-4
+      config.train.warmup_steps = 20
+      config.train.steps = 600
   elif arg.variant == "tiny":
     config.data.clip_samples = 1_600
     config.data.procedural_fraction = 1.0

@@ -9,8 +9,8 @@ Usage:
 Variants:
   tiny   -- the tests: a few seconds per step on CPU, synthetic token shards.
   demo   -- the bundled model, trained on this 2-core CPU: shapes_world (20,000 clips) tokenized by the
-            world's own tokenizers (configs/video_tokenizer.py:shapes, 5x8x8 ids of 10 bits;
-            configs/audio_tokenizer.py:shapes, 4 x 106 ids of 8 bits), every task.
+            world's own tokenizers (configs/video_tokenizer.py:shapes, 5x8x8 ids of 14 bits;
+            configs/audio_tokenizer.py:shapes, 4 x 106 ids of 10 bits), every task.
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
@@ -59,7 +59,7 @@ SHARDING_RULES = (
 # (width, depth, heads, head_dim, mlp_dim) of each size.
 SIZES = {
   "tiny": (32, 2, 2, 16, 64),
-  "demo": (256, 4, 4, 64, 768),
+  "demo": (192, 4, 3, 64, 512),
   "300m": (1024, 24, 16, 64, 2816),
   "1b": (2048, 24, 16, 128, 5632),
   "8b": (4096, 32, 32, 128, 14336),
@@ -209,11 +209,10 @@ def get_config(arg=None):
 
   if arg.variant == "demo":
     config.data.tokens_dir = "tokens/shapes_world_20k"
-    config.vocab.video_bits = 10
-    config.vocab.audio_codebook_size = 256
     config.model.tied_embeddings = True
-    # An hour of this CPU: text-to-video (and the tasks that share its motion) get most of the steps, and
-    # the image-first phase is short (the image tasks are what the video tasks' first frame learns first).
+    # Under an hour of this CPU: text-to-video (and the tasks that share its motion) get most of the steps,
+    # and the image-first phase is short (the image tasks are what the video tasks' first frame learns
+    # first).
     config.mixture.weights.update(
       text_to_video=3.0,
       image_to_video=1.5,
@@ -224,9 +223,8 @@ def get_config(arg=None):
     )
     config.mixture.early_fraction = 0.1
     config.mixture.early_image_share = 0.5
-    config.train.steps = 2000
-    config.train.batch_size = 8
-    config.train.eval_every = 500
+    config.train.steps = 1000
+    config.train.eval_every = 250
     config.train.checkpoint_every = 100
   elif arg.variant == "tiny":
     config.vocab.video_bits = 4

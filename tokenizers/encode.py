@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 import tqdm
-from absl import app, flags, logging
+from absl import app, flags
 
 from videopoet_jax.data import conditioning, datasets, token_shards
 from videopoet_jax.data.stream_encoding import MASKED_STREAMS, STREAMS, Encoder, shard_records
@@ -48,6 +48,11 @@ flags.DEFINE_integer("max_examples", 0, "Encode only the first N examples of eac
 FLAGS = flags.FLAGS
 
 
+def say(line: str) -> None:
+  """One of the program's own progress lines (library logging stays behind --verbosity)."""
+  print(line, file=sys.stderr, flush=True)
+
+
 def text_setup(source_by_split, out: str):
   """`(TextTokenizer, manifest entry)`: the given model, or one trained on the train captions."""
   path = os.path.join(out, token_shards.TEXT_MODEL)
@@ -61,7 +66,7 @@ def text_setup(source_by_split, out: str):
     captions = [source[i]["caption"].decode("utf-8") for i in range(len(source))]
     text.train(captions, path + token_shards.TMP_SUFFIX, FLAGS.text_vocab_size)
     os.replace(path + token_shards.TMP_SUFFIX, path)
-    logging.info("trained the text tokenizer on %d %s captions", len(captions), split)
+    say(f"trained the text tokenizer on {len(captions)} {split} captions")
   tokenizer = text.TextTokenizer(path)
   return tokenizer, {"model": token_shards.TEXT_MODEL, "vocab_size": tokenizer.vocab_size}
 
@@ -107,11 +112,11 @@ def encode_split(encoder, split, source, out, streams, features, text_tokenizer)
   num_shards = max(1, -(-count // per_shard))
   embeddings = load_embeddings(split, count) if FLAGS.text_embeddings and "text" in streams else None
   for stale in token_shards.remove_partial(out, split):
-    logging.info("removed the partial shard %s of an interrupted run", stale)
+    say(f"removed the partial shard {stale} of an interrupted run")
   done = [s for s in range(num_shards) if os.path.exists(token_shards.shard_path(out, split, s, num_shards))]
   done_examples = sum(min(per_shard, count - s * per_shard) for s in done)
   if done:
-    logging.info("%s: %d of %d shards already written, skipping them", split, len(done), num_shards)
+    say(f"{split}: {len(done)} of {num_shards} shards already written, skipping them")
   start_time = time.time()
   bar = tqdm.tqdm(total=count, initial=done_examples, desc=f"encode {split}", unit="ex", file=sys.stderr)
   for shard in range(num_shards):
@@ -198,7 +203,7 @@ def main(argv):
     sys.exit(f"error: {e}")
   token_shards.write_manifest(FLAGS.out, manifest)
   encoder = Encoder(video_tokenizer, audio, FLAGS.batch_size, int(clip["sample_rate"]))
-  logging.info("encoding on %d devices, batch %d", len(encoder.mesh.devices.flat), encoder.batch_size)
+  say(f"encoding on {len(encoder.mesh.devices.flat)} devices, batch {encoder.batch_size}")
   for split in splits:
     try:
       summary = encode_split(

@@ -14,7 +14,7 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from videopoet_jax.data import datasets, media
 from videopoet_jax.training.progress import quiet_unless_verbose
@@ -67,7 +67,7 @@ def main(argv):
       entry = write_example(FLAGS.out, i, example, clip["fps"], clip["sample_rate"], FLAGS.display_size)
       entry.update(datasets.describe(example, builder.info.features))
       f.write(json.dumps(entry) + "\n")
-  logging.info("wrote %d examples of %s/%s to %s", count, FLAGS.dataset, FLAGS.split, FLAGS.out)
+  print(f"wrote {count} examples of {FLAGS.dataset}/{FLAGS.split} to {FLAGS.out}")
   print(json.dumps({"dataset": FLAGS.dataset, "split": FLAGS.split, "examples": count, "out": FLAGS.out}))
 
 

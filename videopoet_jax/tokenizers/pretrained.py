@@ -127,12 +127,14 @@ def load(path: str, build_module, trainer: str):
   return module, config
 
 
-def warm_start_params(source: str, build_module, trainer: str, config, like: nnx.State) -> nnx.State:
-  """The parameters of export (or workdir) `source` for a run of `config`, which must have the same
-  architecture (a readable ValueError names the differences), cast to the dtypes of `like`."""
+def warm_start_params(
+  source: str, build_module, trainer: str, config, like: nnx.State, variables=nnx.Param
+) -> nnx.State:
+  """The `variables` (default: the parameters) of export (or workdir) `source` for a run of `config`, which
+  must have the same architecture (a readable ValueError names the differences), cast to `like`'s dtypes."""
   module, saved = load(source, build_module, trainer)
   config_utils.check_architecture(config_utils.to_json_dict(saved), config_utils.to_json_dict(config), source)
-  return jax.tree.map(lambda x, a: x.astype(a.dtype), nnx.state(module, nnx.Param), like)
+  return jax.tree.map(lambda x, a: x.astype(a.dtype), nnx.state(module, variables), like)
 
 
 def load_video_tokenizer(path: str | None = None):

@@ -191,9 +191,24 @@ class Trainer(data_parallel.DataParallelTrainer):
     super().__init__(config, init_state, train_step, mesh)
 
   def init(self, batch: jax.Array) -> TrainState:
-    """A fresh state whose codebooks are k-means centroids of `batch`'s latents (`[B, N]`)."""
-    init = lambda b: kmeans_init(init_state(self.config)[2], b, self.graphdef, self.config)
-    return self.init_sharded(init, batch)
+    """A fresh state whose codebooks are k-means centroids of `batch`'s latents (`[B, N]`); with
+    `train.init_from`, the weights (and their EMA) and codebooks start from that export's (fine-tuning)."""
+    source = self.config.train.init_from
+    if not source:
+      init = lambda b: kmeans_init(init_state(self.config)[2], b, self.graphdef, self.config)
+      return self.init_sharded(init, batch)
+    state = self.init_sharded(lambda: init_state(self.config)[2])
+    load = lambda like, variables: jax.device_put(
+      pretrained.warm_start_params(source, build_tokenizer, "audio_tokenizer", self.config, like, variables),
+      jax.tree.map(lambda x: x.sharding, like),
+    )
+    params = load(state.params, nnx.Param)
+    logging.info("weights and codebooks initialized from %s", source)
+    return state.replace(
+      params=params,
+      ema_params=jax.tree.map(jnp.copy, params),
+      codebooks=load(state.codebooks, rvq.CodebookVariable),
+    )
 
   def usage_stats(self, code_counts: np.ndarray) -> dict[str, float]:
     return rvq.usage_stats(code_counts)
