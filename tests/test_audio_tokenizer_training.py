@@ -105,6 +105,14 @@ def test_interrupted_run_resumes_to_identical_weights_and_codebooks(tiny_audio_c
     np.testing.assert_array_equal(a, b)
   record = json.loads(open(tmp_path / "straight" / "metrics.jsonl").readline())
   assert {"mel", "si_snr", "usage_l0", "perplexity_l2", "restarted_codes"} <= set(record)
+  # Fine-tuning (train.init_from): the weights (EMA included) and codebooks start from the export's.
+  config.train.init_from = str(tmp_path / "straight")
+  trainer = trainer_lib.Trainer(config)
+  warm = trainer.init(_one_clip_batch(config))
+  started = jax.device_get(trainer.export_params(warm))
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(started), strict=True):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(jax.tree.leaves(warm.params)[0], jax.tree.leaves(warm.ema_params)[0])
 
 
 def _eval(*args):
