@@ -223,7 +223,7 @@ def get_config(arg=None):
     )
     config.mixture.early_fraction = 0.1
     config.mixture.early_image_share = 0.5
-    config.train.steps = 1000
+    config.train.steps = 600
     config.train.eval_every = 250
     config.train.checkpoint_every = 100
   elif arg.variant == "tiny":

@@ -12,7 +12,7 @@
 #                                                        # (videopoet_jax/assets/{video,audio}_tokenizer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-lm_steps=${1:-1000}
+lm_steps=${1:-600}
 mkdir -p runs
 
 timed() {  # timed NAME COMMAND...: runs COMMAND, records its wall time

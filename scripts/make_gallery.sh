@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/media/gallery}
 mkdir -p "$out"
-show=(--display_size=128 --seed=0 --temperature=0.7 --top_k=32)  # the settings of the evaluation
+show=(--display_size=128 --seed=0)  # sampling: the model's own settings (its sampling.json), as the evaluation
 
 python -m videopoet_jax.data.preview --dataset=shapes_world --split=test --num=1 --out="$out/input"
 clip=$out/input/0000.mp4

@@ -171,13 +171,9 @@ def summarize(task: str, samples: list[dict]) -> dict[str, dict]:
   return out
 
 
-# The world attribute a rate criterion reads (its chance level is one over the attribute's values).
-CRITERION_ATTRIBUTE = {
-  "color": "color",
-  "shape": "shape",
-  "direction": "direction",
-  "background": "background",
-}
+# Criteria that read a world attribute of another name (the others are named after the attribute they read;
+# a criterion's chance level is one over its attribute's values).
+CRITERION_ATTRIBUTE = {"pitch": "color"}
 
 
 def trivial_output(task: str, example: dict) -> np.ndarray | None:
@@ -208,8 +204,8 @@ def baselines(task: str, examples: list[dict]) -> dict[str, dict]:
   out = {}
   for c in TASK_CRITERIA[task]:
     entry = {}
-    attribute = CRITERION_ATTRIBUTE.get(c.name) or ("color" if c.name == "pitch" else None)
-    if attribute:
+    attribute = CRITERION_ATTRIBUTE.get(c.name, c.name)
+    if attribute in world.ATTRIBUTE_VALUES:
       values = [t[attribute] for t in truths]
       entry["chance"] = 1.0 / len(world.ATTRIBUTE_VALUES[attribute])
       entry["majority"] = max(values.count(v) for v in set(values)) / len(values)
