@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from videopoet_jax.decoding.generator import Generator, Sampling
-from videopoet_jax.eval import lm_tasks, shapes_scores
+from videopoet_jax.eval import choose_sampling, lm_tasks, shapes_scores
+from videopoet_jax.tokenizers import pretrained
 
 from conftest import REPO, make_tiny_bundle
 
@@ -27,11 +28,15 @@ def test_every_task_is_generated_and_scored(bundle):
     gen, list(lm_tasks.TASKS), num=2, sampling=sampling, batch_size=2, log=lambda _: None
   )
   assert set(report) == set(shapes_scores.TASK_CRITERIA)
+  bounces = sum(bool(e["bounce_frames"]) for e in lm_tasks.split_examples(2))
   for task, criteria in shapes_scores.TASK_CRITERIA.items():
+    assert set(report[task]["baselines"]) <= {c.name for c in criteria}
     for criterion in criteria:
       summary = report[task][criterion.name]
-      assert summary["n"] == 2 and summary["target"] == criterion.target
-      if criterion.kind == "rate":
+      # Clicks are scored on clips with a bounce only.
+      assert summary["n"] == (bounces if criterion.name == "clicks" else 2)
+      assert summary["target"] == criterion.target
+      if criterion.kind == "rate" and summary["n"]:
         assert 0 <= summary["value"] <= 1 and summary["low"] <= summary["value"] <= summary["high"]
       else:
         assert math.isfinite(summary["value"])
@@ -49,3 +54,20 @@ def test_the_command_writes_a_report_and_refuses_unknown_tasks(bundle, tmp_path)
   assert report["text_to_image"]["color"]["n"] == 1 and report["settings"]["num"] == 1
   bad = run("--tasks=smell")
   assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: unknown tasks")
+
+
+def test_sampling_settings_are_chosen_on_validation_seeds_and_written_into_the_export(bundle, tmp_path):
+  model = tmp_path / "lm"
+  pretrained.copy_export(bundle["lm"], str(model))
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  command = [sys.executable, "-m", "videopoet_jax.eval.choose_sampling", f"--checkpoint={model}", "--num=1"]
+  done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  result = json.loads(done.stdout.strip().splitlines()[-1])
+  assert result["split"] == "validation"
+  assert len(result["candidates"]["video"]) == len(choose_sampling.VIDEO_GRID)
+  assert len(result["candidates"]["audio"]) == len(choose_sampling.AUDIO_GRID)
+  chosen = Generator.load(str(model)).default_sampling
+  for kind in ("video", "audio"):
+    best = max(result["candidates"][kind], key=lambda c: c["score"])
+    assert chosen[kind] == Sampling(**best["sampling"])

@@ -9,6 +9,7 @@ that the report scores are never looked at. The best of each grid is written to 
 Prints one JSON line with every candidate's scores.
 """
 
+import dataclasses
 import json
 import sys
 
@@ -31,18 +32,12 @@ AUDIO_GRID = ((1.0, 0, 1.0), (0.7, 32, 1.0))
 VIDEO_TASK, AUDIO_TASK = "text_to_video", "video_to_audio"
 
 
-def mean_rate(report: dict) -> float:
-  """Mean value of a task report's criteria (its rates)."""
-  return float(np.mean([v["value"] for k, v in report.items() if k not in ("seconds", "baselines")]))
-
-
-def score(gen, task: str, sampling: dict) -> tuple[float, dict]:
+def score(gen, task: str, sampling: dict) -> dict[str, float]:
+  """`task`'s rates with `sampling` on --num validation examples."""
   report = lm_tasks.evaluate(
     gen, [task], FLAGS.num, sampling, FLAGS.seed, FLAGS.num, lambda _: None, "validation"
   )
-  return mean_rate(report[task]), {
-    k: v["value"] for k, v in report[task].items() if k not in ("seconds", "baselines")
-  }
+  return {k: v["value"] for k, v in report[task].items() if k not in ("seconds", "baselines")}
 
 
 def main(argv):
@@ -60,10 +55,10 @@ def main(argv):
   for kind, grid, task in (("video", VIDEO_GRID, VIDEO_TASK), ("audio", AUDIO_GRID, AUDIO_TASK)):
     for temperature, top_k, guidance in grid:
       chosen = Sampling(temperature=temperature, top_k=top_k, guidance_scale=guidance)
-      sampling = {**best, kind: chosen}
-      sampling.setdefault("audio", chosen)
-      value, scores = score(gen, task, sampling)
-      candidates[kind].append({"sampling": chosen.__dict__, "score": value, task: scores})
+      scores = score(gen, task, {**best, kind: chosen})
+      rates = [v for v in scores.values() if not np.isnan(v)]  # a rate with no scored clip is nan
+      value = float(np.mean(rates)) if rates else 0.0  # the mean of the task's rates
+      candidates[kind].append({"sampling": dataclasses.asdict(chosen), "score": value, task: scores})
       print(f"{kind} {chosen}: {task} {value:.3f} {scores}", file=sys.stderr, flush=True)
     best[kind] = Sampling(**max(candidates[kind], key=lambda c: c["score"])["sampling"])
   write_sampling(folder, best)
@@ -72,7 +67,7 @@ def main(argv):
       {
         "num": FLAGS.num,
         "split": "validation",
-        "chosen": {k: v.__dict__ for k, v in best.items()},
+        "chosen": {k: dataclasses.asdict(v) for k, v in best.items()},
         "candidates": candidates,
       }
     )
