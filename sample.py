@@ -70,8 +70,15 @@ def paths(n: int) -> list[str]:
   return [FLAGS.output] if n == 1 else [f"{stem}_{i}{ext}" for i in range(n)]
 
 
-def check_flags(gen: Generator) -> None:
-  """Raises ValueError for missing inputs and empty or over-long prompts (cut ones are reported)."""
+def output_extensions(task: str) -> tuple[str, ...]:
+  if task == "text_to_image":
+    return media.IMAGE_OUTPUTS
+  return media.AUDIO_OUTPUTS if task in ("video_to_audio", "text_to_audio") else media.VIDEO_OUTPUTS
+
+
+def check_flags() -> None:
+  """Raises ValueError / MediaError (one line) for any flag that would fail later: missing or unreadable
+  inputs, an output that cannot be written, numbers out of range. Runs before the model loads."""
   missing = [f"--{name}" for name in NEEDS[FLAGS.task] if not FLAGS[name].value]
   if missing:
     raise ValueError(f"--task={FLAGS.task} needs {' and '.join(missing)}")
@@ -79,6 +86,26 @@ def check_flags(gen: Generator) -> None:
     raise ValueError("the prompt is empty")
   if FLAGS.box and FLAGS.mask:
     raise ValueError("give --box or --mask, not both")
+  if FLAGS.box and (len(FLAGS.box) != 4 or not all(v.strip().lstrip("-").isdigit() for v in FLAGS.box)):
+    raise ValueError(f"--box={','.join(FLAGS.box)}: give four whole numbers x0,y0,x1,y1")
+  if FLAGS.num_samples < 1:
+    raise ValueError(f"--num_samples={FLAGS.num_samples}: must be >= 1")
+  if FLAGS.seconds is not None and not FLAGS.seconds > 0:
+    raise ValueError(f"--seconds={FLAGS.seconds:g}: must be > 0")
+  if FLAGS.task == "extend" and FLAGS.seconds is None:
+    raise ValueError("--task=extend needs --seconds > 0 (the seconds to add)")
+  if FLAGS.display_size is not None and FLAGS.display_size < 1:
+    raise ValueError(f"--display_size={FLAGS.display_size}: must be >= 1")
+  cli.check_sampling_flags()
+  for name in ("image", "video", "mask"):
+    if FLAGS[name].value:
+      media.check_readable(FLAGS[name].value)
+  for path in paths(FLAGS.num_samples):
+    media.check_writable(path, output_extensions(FLAGS.task))
+
+
+def check_prompts(gen: Generator) -> None:
+  """Reports prompts longer than the model reads (they are cut)."""
   for prompt in (FLAGS.prompt, FLAGS.negative_prompt):
     if prompt:
       kept, cut = gen.encode_text(prompt)
@@ -116,8 +143,6 @@ def run(gen: Generator) -> list[tuple[np.ndarray, np.ndarray | None]]:
     image = note(inputs.read_image(FLAGS.image, gen.size), FLAGS.image).frames
     return [(c, None) for c in gen.image_to_video(np.repeat(image, n, 0), prompts, settings, seed)]
   if task == "extend":
-    if not FLAGS.seconds or FLAGS.seconds <= 0:
-      raise ValueError("--task=extend needs --seconds > 0 (the seconds to add)")
     clip = read_video(min_frames=gen.context_frames).frames
     out = gen.extend(np.repeat(clip[None], n, 0), FLAGS.seconds, prompts, settings, seed, round_progress)
     return [(c, None) for c in out]
@@ -165,10 +190,9 @@ def main(argv):
   quiet_unless_verbose()
   start = time.time()
   try:
-    if FLAGS.num_samples < 1:
-      raise ValueError("--num_samples must be >= 1")
+    check_flags()
     gen = cli.load_generator()
-    check_flags(gen)
+    check_prompts(gen)
     if sys.stderr.isatty():
       gen.progress = lambda total: tqdm.tqdm(total=total, desc=FLAGS.task, unit="tok", file=sys.stderr)
     written = write(run(gen), gen)

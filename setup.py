@@ -29,6 +29,7 @@ setuptools.setup(
     "librosa>=0.10.2",
     "scipy>=1.11",
     "soundfile>=0.12",
+    "av>=12",
     "imageio>=2.34",
     "imageio-ffmpeg>=0.5",
     "opencv-python-headless>=4.8",

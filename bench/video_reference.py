@@ -20,12 +20,12 @@ import subprocess
 import tempfile
 
 import bench_common
+import imageio_ffmpeg
 import numpy as np
 from absl import app, flags
 from PIL import Image
 
 from videopoet_jax import config_utils
-from videopoet_jax.data import media
 from videopoet_jax.eval import video_metrics
 from videopoet_jax.tokenizers.video import VideoGeometry
 
@@ -109,7 +109,7 @@ def codec_round_trip(clip: np.ndarray, fps: float, codec: str, quantizer: int) -
   """`[T, S, S, 3]` uint8 -> (the clip decoded after encoding at `quantizer`, payload bits)."""
   spec = CODECS[codec]
   frames, size = clip.shape[0], clip.shape[1]
-  ffmpeg = [media.ffmpeg_exe(), "-nostdin", "-v", "error", "-y"]
+  ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y"]
   raw = f"-f rawvideo -pix_fmt rgb24 -s {size}x{size} -r {fps}".split()
   with tempfile.TemporaryDirectory() as tmp:
     stream_path = os.path.join(tmp, "stream")

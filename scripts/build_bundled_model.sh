@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Reproduces the bundled default model from scratch on a CPU machine, stage by stage:
 #   1. the world's video tokenizer  2. the world's audio tokenizer (both trained on shapes_world only)
-#   3. shapes_world (compositional, 20,000 training clips) and its token shards  4. the LM
-#   5. sampling settings chosen on validation seeds  6. the bundle: videopoet_jax/assets/lm/ (the LM with the
-#   tokenizers it was trained with inside it, and its sampling.json).
+#   3. shapes_world (compositional, 20,000 training clips) and its token shards  4. the LM, phase 1 (every
+#   task) and phase 2 (continued on the prompted video tasks)  5. sampling settings chosen on validation
+#   seeds  6. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers it was trained with inside
+#   it, and its sampling.json).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv.
 #
-#   bash scripts/build_bundled_model.sh [LM_STEPS]
+#   bash scripts/build_bundled_model.sh [PHASE1_STEPS [PHASE2_STEPS]]
 #   GENERAL=train bash scripts/build_bundled_model.sh   # also retrain the general real-media tokenizers
 #                                                        # (videopoet_jax/assets/{video,audio}_tokenizer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lm_steps=${1:-600}
+lm_phase2_steps=${2:-1200}
 mkdir -p runs
 
 timed() {  # timed NAME COMMAND...: runs COMMAND, records its wall time
@@ -51,7 +53,9 @@ timed encode python tokenizers/encode.py \
   --video_tokenizer=runs/vt_shapes --audio_tokenizer=runs/at_shapes --batch_size=32 --out=$tokens
 timed lm python train.py --config=configs/lm.py:demo --workdir=runs/lm_demo --config.train.steps="$lm_steps" \
   --config.data.tokens_dir=$tokens
-timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo
+timed lm_phase2 python train.py --config=configs/lm.py:demo,phase=2 --workdir=runs/lm_demo2 \
+  --config.train.steps="$lm_phase2_steps" --config.train.init_from=runs/lm_demo --config.data.tokens_dir=$tokens
+timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo2
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
-bundle lm runs/lm_demo '"bfloat16"'
+bundle lm runs/lm_demo2 '"bfloat16"'
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"

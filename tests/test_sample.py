@@ -185,9 +185,20 @@ def test_left_padding_of_a_batch_does_not_change_a_sample(generator):
 BAD = [
   (("--task=text_to_video", "--prompt= "), "the prompt is empty"),
   (("--task=text_to_video",), "needs --prompt"),
-  (("--task=extend", "--video=/nonexistent.mp4", "--seconds=1"), "cannot open video"),
+  (("--task=extend", "--video=/nonexistent.mp4", "--seconds=1"), "/nonexistent.mp4: no such file"),
   (("--task=extend", "--video={image}", "--seconds=1"), "is an image"),
-  (("--task=video_to_audio", "--video={bad}"), "cannot"),
+  (("--task=video_to_audio", "--video={bad}"), "bad.mp4: not a video file"),
+  (("--task=video_to_audio", "--video={empty}"), "empty.mp4: 0 bytes"),
+  (("--task=video_to_audio", "--video={sound}"), "sound.wav: no video stream"),
+  (("--task=text_to_video", "--prompt=red", "--seconds=-1"), "--seconds=-1: must be > 0"),
+  (("--task=text_to_video", "--prompt=red", "--temperature=-1"), "--temperature=-1 is out of range"),
+  (("--task=text_to_video", "--prompt=red", "--top_p=0"), "--top_p=0 is out of range"),
+  (("--task=text_to_video", "--prompt=red", "--num_samples=0"), "--num_samples=0: must be >= 1"),
+  (("--task=inpaint", "--video={video}", "--box=1,2,3"), "give four whole numbers"),
+  (("--task=text_to_video", "--prompt=red", "--output={root}/x.txt"), r"x.txt: .txt; use .mp4 or .gif"),
+  (("--task=text_to_image", "--prompt=red", "--output={root}/x.mp4"), r"use .png, .jpg"),
+  (("--task=video_to_audio", "--video={video}", "--output={root}/x.mp4"), r"use .wav, .flac or .ogg"),
+  (("--task=text_to_video", "--prompt=red", "--output=/nonexistent/x.mp4"), "folder /nonexistent does not"),
   (("--task=inpaint", "--video={video}", "--mask={small_mask}"), "the mask is 40x10"),
   (("--task=inpaint", "--video={video}", "--box=30,5,10,20"), "does not lie inside"),
   (("--task=extend", "--video={video}"), "needs --seconds"),
@@ -198,10 +209,38 @@ BAD = [
 def test_bad_inputs_exit_with_one_line(args, message, bundle, media_files, tmp_path):
   bad = tmp_path / "bad.mp4"
   bad.write_bytes(b"not a video at all")
-  formatted = [a.format(**media_files, bad=bad) for a in args]
+  (tmp_path / "empty.mp4").write_bytes(b"")
+  soundfile.write(tmp_path / "sound.wav", np.zeros(1600, np.float32), 16_000)
+  files = {**media_files, "bad": bad, "empty": tmp_path / "empty.mp4", "sound": tmp_path / "sound.wav"}
+  formatted = [a.format(**files) for a in args]
+  if not any(a.startswith("--output=") for a in formatted):
+    task = next(a for a in formatted if a.startswith("--task=")).split("=")[1]
+    formatted.append(f"--output={tmp_path / 'x'}{SAMPLE.output_extensions(task)[0]}")
   with pytest.raises(SystemExit, match=message) as exit_info:
-    _run(bundle, *formatted, f"--output={tmp_path / 'x.mp4'}")
-  assert str(exit_info.value).startswith("error: ") and "\n" not in str(exit_info.value)
+    _run(bundle, *formatted)
+  line = str(exit_info.value)
+  assert line.startswith("error: ") and "\n" not in line and len(line) <= cli.ERROR_LINE_CHARS
+
+
+@pytest.mark.parametrize("output", ["result.txt", "/nonexistent/x.mp4"])
+def test_a_bad_output_fails_before_the_model_loads(output, bundle, monkeypatch):
+  def no_loading():
+    raise AssertionError("the model was loaded before the flags were checked")
+
+  monkeypatch.setattr(SAMPLE.cli, "load_generator", no_loading)
+  with pytest.raises(SystemExit, match="cannot write"):
+    _run(bundle, "--task=text_to_video", "--prompt=red", f"--output={output}")
+
+
+def test_a_truncated_video_is_read_in_part_with_a_note(bundle, media_files, tmp_path, capsys):
+  whole = open(media_files["video"], "rb").read()
+  moov = whole.find(b"moov")
+  assert 0 < moov < len(whole) // 2, "the test video's index must come first (faststart) to cut its data"
+  cut = tmp_path / "cut.mp4"
+  cut.write_bytes(whole[: len(whole) * 2 // 3])
+  _run(bundle, "--task=extend", f"--video={cut}", "--seconds=1", f"--output={tmp_path / 'x.mp4'}")
+  err = capsys.readouterr().err
+  assert "note:" in err and "of 48 frames" in err, err
 
 
 def test_wrong_checkpoints_and_untrained_tasks_are_refused(bundle, media_files, tmp_path):
@@ -250,4 +289,32 @@ def test_the_command_line_prints_one_error_line(bundle, tmp_path):
   )
   assert result.returncode != 0
   lines = [line for line in result.stderr.splitlines() if line.strip()]
-  assert lines[-1].startswith("error: cannot open video") and "Traceback" not in result.stderr
+  assert lines[-1] == "error: /nonexistent.mp4: no such file" and "Traceback" not in result.stderr
+
+
+def test_sampling_reads_and_writes_media_without_forking(bundle, media_files, tmp_path):
+  """sample.py reads an mp4 and writes mp4 + wav on the tiny model: no fork warning (JAX warns on fork);
+  and media I/O in this process starts no child process (fork hooks count them)."""
+  result = subprocess.run(
+    [
+      sys.executable,
+      "sample.py",
+      "--task=video_to_audio",
+      f"--video={media_files['video']}",
+      f"--checkpoint={bundle['lm']}",
+      f"--output={tmp_path / 'x.wav'}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "always"},
+  )
+  assert result.returncode == 0, result.stderr
+  assert "RuntimeWarning" not in result.stderr and "fork" not in result.stderr, result.stderr
+  forks = []
+  os.register_at_fork(before=lambda: forks.append(1))
+  frames = media.read_video(media_files["video"]).frames
+  media.write_video_with_audio(str(tmp_path / "y.mp4"), frames, 24, np.zeros(16000, np.float32), 16000)
+  assert media.read_audio_track(str(tmp_path / "y.mp4"), 16000).size >= 16000
+  media.read_audio(str(tmp_path / "x.wav"), 16000)
+  assert not forks

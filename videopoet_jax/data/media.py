@@ -3,66 +3,150 @@ and audio (decode + resample to mono from audio files or a video's own track, wa
 
 Frames are uint8 `[T, H, W, 3]` on the host; models take float `[B, T, H, W, 3]` in [-1, 1]. Audio is
 float32 `[N]` mono in [-1, 1] at the caller's sample rate.
+
+Everything is decoded and encoded in this process (PyAV, FFmpeg's libraries): no ffmpeg subprocess, so
+the JAX process never forks. Errors are MediaError with one line that names the file and the reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
+import fractions
 import os
-import subprocess
-import tempfile
 
-import imageio.v2 as imageio
-import imageio_ffmpeg
+import av
 import librosa
 import numpy as np
 import soundfile
 from PIL import Image
 
-# File name endings read as videos (anything ffmpeg decodes) and as still images.
+# File name endings read as videos (anything FFmpeg decodes) and as still images.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# What the writers produce, by file name ending.
+VIDEO_OUTPUTS = (".mp4", ".gif")
+IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+AUDIO_OUTPUTS = (".wav", ".flac", ".ogg")
+# H.264 constant rate factor of the mp4s written (18: visually lossless for these clips).
+MP4_CRF = 18
 
 
 class MediaError(ValueError):
-  """A file that cannot be read as the media it claims to be."""
+  """A file that cannot be read as the media it claims to be (its message: one line naming the file)."""
 
 
 @dataclasses.dataclass
 class DecodedVideo:
   frames: np.ndarray  # [T, H, W, 3] uint8
   fps: float
+  # Set when only part of the file decoded: what was read, of how much, and why it stopped.
+  note: str | None = None
+
+
+def _reason(error: Exception) -> str:
+  """FFmpeg's error in a few plain words (its strerror, without the error number and the path)."""
+  return str(getattr(error, "strerror", None) or error).strip().rstrip(".").lower()
+
+
+def _open(path: str, kind: str) -> av.container.InputContainer:
+  """Opens `path` for decoding in this process; MediaError with one plain line when it cannot be."""
+  if not os.path.exists(path):
+    raise MediaError(f"{path}: no such file")
+  if os.path.isdir(path):
+    raise MediaError(f"{path}: a folder, not a {kind} file")
+  if os.path.getsize(path) == 0:
+    raise MediaError(f"{path}: 0 bytes")
+  try:
+    return av.open(path)
+  except av.InvalidDataError as e:
+    raise MediaError(f"{path}: not a {kind} file") from e
+  except (av.FFmpegError, OSError) as e:
+    raise MediaError(f"{path}: cannot open ({_reason(e)})") from e
+
+
+def check_readable(path: str) -> None:
+  """MediaError (one line) unless `path` is a non-empty file this process can read; no decoding."""
+  if not os.path.exists(path):
+    raise MediaError(f"{path}: no such file")
+  if os.path.isdir(path):
+    raise MediaError(f"{path}: a folder, not a file")
+  if not os.access(path, os.R_OK):
+    raise MediaError(f"{path}: not readable (permissions)")
+  if os.path.getsize(path) == 0:
+    raise MediaError(f"{path}: 0 bytes")
+
+
+def check_writable(path: str, extensions: tuple[str, ...]) -> None:
+  """MediaError (one line) unless `path` ends in one of `extensions` and its folder exists and is
+  writable: what a program checks before any work whose result goes to `path`."""
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in extensions:
+    accepted = ", ".join(extensions[:-1]) + f" or {extensions[-1]}" if len(extensions) > 1 else extensions[0]
+    raise MediaError(f"cannot write {path}: {ext or 'no extension'}; use {accepted}")
+  folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder):
+    raise MediaError(f"cannot write {path}: the folder {folder} does not exist")
+  if not os.access(folder, os.W_OK):
+    raise MediaError(f"cannot write {path}: the folder {folder} is not writable")
+
+
+def probe_video(path: str) -> tuple[int, float]:
+  """(frames the container declares, or 0 where it does not say; fps) of `path`'s first video stream,
+  without decoding. MediaError for a file that is not a video."""
+  with _open(path, "video") as container:
+    stream = _video_stream(container, path)
+    return int(stream.frames or 0), float(stream.average_rate or stream.guessed_rate or 0)
+
+
+def _video_stream(container, path: str):
+  if not container.streams.video:
+    raise MediaError(f"{path}: no video stream")
+  return container.streams.video[0]
 
 
 def read_video(path: str, max_side: int | None = None) -> DecodedVideo:
-  """Decodes every readable frame of `path` (any container ffmpeg reads).
+  """Decodes every readable frame of `path` (any container FFmpeg reads), in this process.
 
-  A partly damaged file yields the frames that decode (with a warning); a file with none raises MediaError.
+  A partly damaged or truncated file yields the frames that decode, with `note` saying how many of how
+  many; a file with none, with no video stream, or whose frame size changes mid-stream raises MediaError.
   `max_side` downscales frames on the fly so that their longer side is at most that many pixels.
   """
-  try:
-    reader = imageio.get_reader(path, "ffmpeg")
-  except Exception as e:  # imageio raises several types for unreadable input.
-    raise MediaError(f"cannot open video {path}: {e}") from e
-  fps = float(reader.get_meta_data().get("fps") or 0.0)
-  frames = []
-  try:
-    for frame in reader:
-      if max_side and max(frame.shape[:2]) > max_side:
-        scale = max_side / max(frame.shape[:2])
-        size = (round(frame.shape[1] * scale), round(frame.shape[0] * scale))
-        frame = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
-      frames.append(frame[..., :3])
-  except Exception as e:
-    if not frames:
-      raise MediaError(f"cannot decode video {path}: {e}") from e
-    logging.warning("%s: decoding stopped after %d frames (%s)", path, len(frames), e)
-  finally:
-    reader.close()
+  frames, note, size = [], None, None
+  with _open(path, "video") as container:
+    stream = _video_stream(container, path)
+    fps = float(stream.average_rate or stream.guessed_rate or 0)
+    declared = int(stream.frames or 0)
+    try:
+      for frame in container.decode(stream):
+        array = frame.to_ndarray(format="rgb24")
+        if size is not None and (frame.width, frame.height) != size:
+          raise MediaError(
+            f"{path}: frame size changes mid-stream ({size[0]}x{size[1]} -> "
+            f"{frame.width}x{frame.height} at frame {len(frames)})"
+          )
+        size = frame.width, frame.height
+        frames.append(_shrink(array, max_side))
+    except av.FFmpegError as e:
+      if not frames:
+        raise MediaError(f"{path}: cannot decode ({_reason(e)})") from e
+      note = f"decoding stopped ({_reason(e)})"
   if not frames or fps <= 0:
-    raise MediaError(f"video {path} has no decodable frames")
-  return DecodedVideo(np.stack(frames), fps)
+    raise MediaError(f"{path}: no decodable video frames")
+  if declared > len(frames):
+    note = note or "the file ends early"
+  if note:
+    seconds = f"{len(frames) / fps:.2f} s" + (f" of {declared / fps:.2f} s" if declared > len(frames) else "")
+    count = f"{len(frames)}" + (f" of {declared}" if declared > len(frames) else "")
+    note = f"{path}: read {count} frames ({seconds}); {note}"
+  return DecodedVideo(np.stack(frames), fps, note)
+
+
+def _shrink(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+  if max_side and max(frame.shape[:2]) > max_side:
+    scale = max_side / max(frame.shape[:2])
+    size = (round(frame.shape[1] * scale), round(frame.shape[0] * scale))
+    frame = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+  return frame
 
 
 def resample_indices(num_frames: int, src_fps: float, dst_fps: float, start_s: float = 0.0) -> np.ndarray:
@@ -96,21 +180,11 @@ def from_model_range(video) -> np.ndarray:
 
 
 def write_video(path: str, frames: np.ndarray, fps: float, display_size: int | None = None) -> None:
-  """Writes `[T, H, W, 3]` uint8 frames as an H.264 mp4 (or a GIF if `path` ends in .gif).
+  """Writes `[T, H, W, 3]` uint8 frames as an H.264 mp4 (or a GIF if `path` ends in .gif), in this process.
 
   `display_size` upscales with nearest neighbour for viewing small clips.
   """
-  frames = upscale(frames, display_size)
-  if path.endswith(".gif"):
-    imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)
-    return
-  # yuv420p needs even sides; macro_block_size=1 avoids imageio's silent resize.
-  writer = imageio.get_writer(
-    path, fps=fps, codec="libx264", quality=9, macro_block_size=1, pixelformat="yuv420p"
-  )
-  for frame in frames:
-    writer.append_data(frame)
-  writer.close()
+  write_video_with_audio(path, frames, fps, None, 0, display_size)
 
 
 def write_image(path: str, image: np.ndarray, display_size: int | None = None) -> None:
@@ -128,14 +202,19 @@ def upscale(pixels: np.ndarray, display_size: int | None) -> np.ndarray:
 
 
 def read_audio(path: str, sample_rate: int) -> np.ndarray:
-  """Decodes `path` (wav/flac/ogg/mp3, any rate and channel count) to mono float32 `[N]` at `sample_rate`.
+  """Decodes `path` (wav/flac/ogg/mp3/m4a or a video's sound; any rate and channel count) to mono float32
+  `[N]` in [-1, 1] at `sample_rate`, in this process.
 
   Raises MediaError for a file that does not decode or holds no samples.
   """
   try:
+    soundfile.info(path)
+  except (RuntimeError, OSError, soundfile.LibsndfileError):
+    wave = read_audio_track(path, sample_rate, kind="audio")
+    if wave is None:
+      raise MediaError(f"{path}: no audio stream") from None
+  else:
     wave, _ = librosa.load(path, sr=sample_rate, mono=True)
-  except Exception as e:  # librosa raises soundfile, audioread and ffmpeg errors of many types.
-    raise MediaError(f"{path}: not a readable audio file ({e})") from e
   if wave.size == 0:
     raise MediaError(f"{path}: no audio samples")
   return np.clip(wave, -1.0, 1.0).astype(np.float32)
@@ -146,39 +225,60 @@ def write_audio(path: str, wave: np.ndarray, sample_rate: int) -> None:
   soundfile.write(path, np.clip(np.asarray(wave, np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16")
 
 
-def ffmpeg_exe() -> str:
-  """Path of the ffmpeg binary that imageio-ffmpeg ships (or finds)."""
-  return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def read_audio_track(path: str, sample_rate: int) -> np.ndarray | None:
-  """The audio track of `path` as `[N]` float32 mono at `sample_rate`, or None when it has none.
-
-  A damaged track yields the samples that decode.
-  """
-  command = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", str(sample_rate)]
-  result = subprocess.run([*command, "-f", "f32le", "-"], capture_output=True, check=False)
-  if not result.stdout:
-    return None
-  if result.returncode or result.stderr:
-    logging.warning("%s: audio decoded with errors: %s", path, result.stderr.decode(errors="replace")[-200:])
-  wave = np.frombuffer(result.stdout[: len(result.stdout) // 4 * 4], np.float32)
-  return np.clip(np.nan_to_num(wave), -1.0, 1.0)
+def read_audio_track(path: str, sample_rate: int, kind: str = "video") -> np.ndarray | None:
+  """The first audio stream of `path` as `[N]` float32 mono at `sample_rate` (FFmpeg's resampler), or None
+  when it has none. A damaged track yields the samples that decode."""
+  with _open(path, kind) as container:
+    if not container.streams.audio:
+      return None
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    chunks = []
+    try:
+      for frame in container.decode(container.streams.audio[0]):
+        chunks += [f.to_ndarray()[0] for f in resampler.resample(frame)]
+    except av.FFmpegError:
+      pass  # the samples before the damage
+    chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
+  wave = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+  return np.clip(np.nan_to_num(wave), -1.0, 1.0).astype(np.float32)
 
 
 def write_video_with_audio(
   path: str, frames: np.ndarray, fps: float, wave: np.ndarray | None, sample_rate: int, display_size=None
 ) -> None:
-  """Writes an mp4 of `[T, H, W, 3]` uint8 frames with `[N]` float32 audio muxed in (AAC) when given."""
-  if wave is None or not len(wave):
-    write_video(path, frames, fps, display_size)
+  """Writes an mp4 of `[T, H, W, 3]` uint8 frames (H.264) with `[N]` float32 audio in [-1, 1] (AAC) when
+  given, in this process; a .gif gets the frames only."""
+  frames = upscale(frames, display_size)
+  if path.endswith(".gif"):
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=1000 / fps, loop=0)
     return
-  with tempfile.TemporaryDirectory() as tmp:
-    silent, sound = os.path.join(tmp, "video.mp4"), os.path.join(tmp, "audio.wav")
-    write_video(silent, frames, fps, display_size)
-    write_audio(sound, wave, sample_rate)
-    command = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", silent, "-i", sound]
-    command += ["-c:v", "copy", "-c:a", "aac", path]  # the whole video, even where the audio is shorter
-    result = subprocess.run(command, capture_output=True, check=False)
-    if result.returncode:
-      raise MediaError(f"ffmpeg could not mux audio into {path}: {result.stderr.decode(errors='replace')}")
+  height, width = frames.shape[1:3]
+  if height % 2 or width % 2:
+    raise MediaError(f"{path}: mp4 (yuv420p) needs even sides, got {width}x{height}")
+  try:
+    # faststart: the index before the data, so a page plays it while loading and a cut file still opens.
+    with av.open(path, "w", options={"movflags": "faststart"}) as container:
+      video = container.add_stream("libx264", rate=_rate(fps))
+      video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+      video.options = {"crf": str(MP4_CRF)}
+      audio = None
+      if wave is not None and len(wave):
+        audio = container.add_stream("aac", rate=sample_rate)
+        audio.layout = "mono"
+      for frame in frames:
+        container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+      container.mux(video.encode())
+      if audio is not None:
+        sound = np.clip(np.asarray(wave, np.float32), -1.0, 1.0)[None]
+        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(sound), format="fltp", layout="mono")
+        chunk.sample_rate = sample_rate
+        container.mux(audio.encode(chunk))
+        container.mux(audio.encode())
+  except av.FFmpegError as e:
+    raise MediaError(f"{path}: cannot write ({_reason(e)})") from e
+
+
+def _rate(fps: float):
+  """`fps` as the exact fraction FFmpeg wants (8 -> 8, 29.97 -> 2997/100)."""
+  return fractions.Fraction(fps).limit_denominator(1001)

@@ -4,6 +4,7 @@ Importing this module defines them once: the model to load and the sampling cont
 """
 
 import dataclasses
+import math
 
 from absl import flags
 
@@ -48,6 +49,29 @@ def sampling(defaults: dict[str, Sampling]) -> dict[str, Sampling]:
   }
 
 
+def check_sampling_flags() -> None:
+  """ValueError (one line) for a sampling flag out of its range; run before the model loads."""
+  ranges = {
+    "temperature": (FLAGS.temperature, lambda v: v >= 0, ">= 0"),
+    "audio_temperature": (FLAGS.audio_temperature, lambda v: v >= 0, ">= 0"),
+    "top_k": (FLAGS.top_k, lambda v: v >= 0, ">= 0 (0 = off)"),
+    "top_p": (FLAGS.top_p, lambda v: 0 < v <= 1, "in (0, 1]"),
+    "guidance_scale": (FLAGS.guidance_scale, lambda v: v >= 0, ">= 0 (1 = off)"),
+    "audio_guidance_scale": (FLAGS.audio_guidance_scale, lambda v: v >= 0, ">= 0 (1 = off)"),
+  }
+  for name, (value, ok, wanted) in ranges.items():
+    if value is not None and not (math.isfinite(value) and ok(value)):
+      raise ValueError(f"--{name}={value:g} is out of range: it must be {wanted}")
+
+
+# Characters of an error line; the whole message with --verbosity=1 or higher.
+ERROR_LINE_CHARS = 200
+
+
 def one_line(error: Exception) -> str:
-  """`error: ...` on one line, whatever the library's message looked like."""
-  return "error: " + " ".join(str(error).split())
+  """`error: ...` on one line of at most ERROR_LINE_CHARS, whatever the library's message looked like
+  (all of it with --verbosity >= 1)."""
+  line = "error: " + " ".join(str(error).split())
+  if len(line) > ERROR_LINE_CHARS and FLAGS.verbosity < 1:
+    line = line[: ERROR_LINE_CHARS - 1] + "…"
+  return line

@@ -44,7 +44,7 @@ def read_clip(path: str, size: int, fps: float, frames: int | None = None, min_f
   if _is_image(path):
     raise media.MediaError(f"{path} is an image; this task needs a video of at least {min_frames} frames")
   decoded = media.read_video(path)
-  notes = []
+  notes = [decoded.note] if decoded.note else []
   index = media.resample_indices(len(decoded.frames), decoded.fps, fps)
   if abs(decoded.fps - fps) > 1e-3:
     notes.append(

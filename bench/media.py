@@ -1,0 +1,92 @@
+"""Media I/O throughput of videopoet_jax/data/media.py on this machine. Prints one JSON line (and writes it
+to --out).
+
+  python bench/media.py [--frames=240] [--size=256] [--repeats=3]
+
+A synthetic clip (a moving gradient, `--frames` frames of `--size` x `--size` at 24 fps, with a second of
+sound per second of video) is written and read back: frames/s of write_video (mp4), write_video_with_audio
+(mp4 + AAC), read_video, and samples/s of read_audio_track, medians of `--repeats` runs. Also whether the
+process forked: processes started system-wide while timing (the JAX process must never fork).
+"""
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import bench_common
+import numpy as np
+from absl import app, flags
+
+from videopoet_jax.data import media
+
+flags.DEFINE_integer("frames", 240, "Frames of the synthetic clip.")
+flags.DEFINE_integer("size", 256, "Side of the synthetic clip, pixels.")
+flags.DEFINE_integer("repeats", 3, "Timed runs of each operation (median reported).")
+flags.DEFINE_string("out", "bench/media.json", "Where to write the JSON result.")
+FLAGS = flags.FLAGS
+FPS = 24
+SAMPLE_RATE = 16000
+
+
+def synthetic_clip(frames: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+  """`[frames, size, size, 3]` uint8 moving gradient and `[frames / FPS * SAMPLE_RATE]` float32 tone."""
+  t = np.arange(frames)[:, None, None]
+  y, x = np.mgrid[:size, :size]
+  video = np.stack([(x + 4 * t) % 256, (y + 2 * t) % 256, (x + y + t) % 256], axis=-1).astype(np.uint8)
+  seconds = np.arange(int(frames / FPS * SAMPLE_RATE)) / SAMPLE_RATE
+  return video, (0.3 * np.sin(2 * np.pi * 440 * seconds)).astype(np.float32)
+
+
+def _median_seconds(fn, repeats: int) -> float:
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def main(_):
+  video, wave = synthetic_clip(FLAGS.frames, FLAGS.size)
+  forks_before = _fork_count()
+  with tempfile.TemporaryDirectory() as tmp:
+    silent, with_sound = os.path.join(tmp, "silent.mp4"), os.path.join(tmp, "sound.mp4")
+    write_s = _median_seconds(lambda: media.write_video(silent, video, FPS), FLAGS.repeats)
+    mux_s = _median_seconds(
+      lambda: media.write_video_with_audio(with_sound, video, FPS, wave, SAMPLE_RATE), FLAGS.repeats
+    )
+    read_s = _median_seconds(lambda: media.read_video(with_sound), FLAGS.repeats)
+    audio_s = _median_seconds(lambda: media.read_audio_track(with_sound, SAMPLE_RATE), FLAGS.repeats)
+    decoded = media.read_video(with_sound)
+    mp4_kb = os.path.getsize(silent) / 1024
+  psnr = 10 * np.log10(255.0**2 / np.mean((decoded.frames.astype(np.float64) - video) ** 2))
+  bench_common.emit(
+    {
+      "bench": "media I/O throughput",
+      "machine": platform.machine(),
+      "cpu_count": os.cpu_count(),
+      "frames": FLAGS.frames,
+      "size": FLAGS.size,
+      "write_video_fps": FLAGS.frames / write_s,
+      "write_video_with_audio_fps": FLAGS.frames / mux_s,
+      "read_video_fps": FLAGS.frames / read_s,
+      "read_audio_track_samples_per_s": len(wave) / audio_s,
+      "mp4_kb": mp4_kb,
+      "roundtrip_psnr_db": float(psnr),
+      "forks": _fork_count() - forks_before,
+    },
+    FLAGS.out,
+  )
+
+
+def _fork_count() -> int:
+  """Processes forked system-wide so far (/proc/stat 'processes'); with nothing else starting processes,
+  the difference over a run counts this process's forks."""
+  with open("/proc/stat") as f:
+    return next(int(line.split()[1]) for line in f if line.startswith("processes "))
+
+
+if __name__ == "__main__":
+  app.run(main)
