@@ -22,6 +22,7 @@ import numpy as np
 import tqdm
 from absl import app, flags
 
+from videopoet_jax import cli_errors
 from videopoet_jax.data import media, structure
 from videopoet_jax.decoding import cli, inputs
 from videopoet_jax.decoding.generator import Generator
@@ -196,8 +197,8 @@ def main(argv):
     if sys.stderr.isatty():
       gen.progress = lambda total: tqdm.tqdm(total=total, desc=FLAGS.task, unit="tok", file=sys.stderr)
     written = write(run(gen), gen)
-  except (ValueError, FileNotFoundError, media.MediaError) as e:
-    sys.exit(cli.one_line(e))
+  except cli_errors.BAD_INPUT as e:
+    cli_errors.exit_with(e)
   print(f"wrote {', '.join(written)} in {time.time() - start:.1f} s")
 
 

@@ -54,6 +54,9 @@ def test_the_command_writes_a_report_and_refuses_unknown_tasks(bundle, tmp_path)
   assert report["text_to_image"]["color"]["n"] == 1 and report["settings"]["num"] == 1
   bad = run("--tasks=smell")
   assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: unknown tasks")
+  for args, message in ((("--out=r.txt",), "r.txt: .txt; use .json"), (("--top_p=2",), "--top_p=2 is out")):
+    bad = run("--tasks=text_to_image", *args)
+    assert bad.returncode == 1 and message in bad.stderr.strip().splitlines()[-1], bad.stderr[-2000:]
 
 
 def test_sampling_settings_are_chosen_on_validation_seeds_and_written_into_the_export(bundle, tmp_path):

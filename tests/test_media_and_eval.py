@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile
 
 from videopoet_jax.data import media, shapes_world
 from videopoet_jax.eval import video_metrics
@@ -85,10 +86,22 @@ def test_eval_cli_round_trips_a_file(tmp_path, tiny_video_config):
   assert searched["psnr"] > result["psnr"]
 
 
-def test_eval_cli_errors_are_one_line(tmp_path):
-  out = _eval(f"--video={tmp_path / 'missing.mp4'}", f"--checkpoint={tmp_path}")
-  assert out.returncode != 0
-  assert out.stderr.strip().splitlines()[-1].startswith("error:")
+@pytest.mark.parametrize(
+  ("args", "message"),
+  [
+    (("--video={tmp}/missing.mp4",), "missing.mp4: no such file"),
+    (("--video={tmp}/empty.mp4",), "empty.mp4: 0 bytes"),
+    (("--audio={tmp}/clip.wav", "--output={tmp}/out.txt"), "out.txt: .txt; use .wav, .flac or .ogg"),
+    (("--audio={tmp}/clip.wav", "--levels=-1"), "--levels=-1: must be >= 0"),
+  ],
+)
+def test_eval_cli_errors_are_one_line_before_loading(args, message, tmp_path):
+  (tmp_path / "empty.mp4").write_bytes(b"")
+  soundfile.write(tmp_path / "clip.wav", np.zeros(1600, np.float32), 16_000)
+  # --checkpoint names no model: the flags must be refused before any model loads.
+  out = _eval(*(a.format(tmp=tmp_path) for a in args), f"--checkpoint={tmp_path / 'no_model'}")
+  lines = out.stderr.strip().splitlines()
+  assert out.returncode == 1 and lines[-1].startswith("error: ") and lines[-1].endswith(message), out.stderr
 
 
 def test_bundled_tokenizer_round_trips_procedural_clips():

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 from PIL import Image
 
+from videopoet_jax import cli_errors
 from videopoet_jax.data import media
 from videopoet_jax.decoding import cli, sampler
 from videopoet_jax.decoding.generator import Generator, Sampling, settings_for, write_sampling
@@ -219,7 +220,7 @@ def test_bad_inputs_exit_with_one_line(args, message, bundle, media_files, tmp_p
   with pytest.raises(SystemExit, match=message) as exit_info:
     _run(bundle, *formatted)
   line = str(exit_info.value)
-  assert line.startswith("error: ") and "\n" not in line and len(line) <= cli.ERROR_LINE_CHARS
+  assert line.startswith("error: ") and "\n" not in line and len(line) <= cli_errors.ERROR_LINE_CHARS
 
 
 @pytest.mark.parametrize("output", ["result.txt", "/nonexistent/x.mp4"])

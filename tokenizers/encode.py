@@ -21,6 +21,7 @@ import numpy as np
 import tqdm
 from absl import app, flags
 
+from videopoet_jax import cli_errors
 from videopoet_jax.data import conditioning, datasets, token_shards
 from videopoet_jax.data.stream_encoding import MASKED_STREAMS, STREAMS, Encoder, shard_records
 from videopoet_jax.tokenizers import pretrained, text
@@ -145,10 +146,13 @@ def main(argv):
   del argv
   quiet_unless_verbose()
   if not FLAGS.dataset or not FLAGS.out:
-    sys.exit("error: --dataset and --out are required")
+    cli_errors.exit_with("--dataset and --out are required")
+  for name, least in (("batch_size", 1), ("examples_per_shard", 1), ("max_examples", 0)):
+    if FLAGS[name].value < least:
+      cli_errors.exit_with(f"--{name}={FLAGS[name].value}: must be >= {least}")
   unknown = set(FLAGS.streams) - set(STREAMS)
   if unknown:
-    sys.exit(f"error: unknown streams {sorted(unknown)}; known: {STREAMS}")
+    cli_errors.exit_with(f"unknown streams {sorted(unknown)}; known: {STREAMS}")
   try:
     builder = datasets.make_builder(FLAGS.dataset, FLAGS.data_dir)
     builder.download_and_prepare()
@@ -162,8 +166,8 @@ def main(argv):
     clip = datasets.clip_format(builder)
     first = sources[splits[0]][0]["video"]
     latent = video_tokenizer.geometry.latent_shape(*first.shape[:3])
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f"error: {e}")
+  except cli_errors.BAD_INPUT as e:
+    cli_errors.exit_with(e)
   streams = [s for s in FLAGS.streams if s != "audio" or audio is not None]
   os.makedirs(FLAGS.out, exist_ok=True)
   height, width = first.shape[1:3]
@@ -199,8 +203,8 @@ def main(argv):
         manifest["text"] = {"embeddings": os.path.abspath(FLAGS.text_embeddings)}
       else:
         text_tokenizer, manifest["text"] = text_setup(sources, FLAGS.out)
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f"error: {e}")
+  except cli_errors.BAD_INPUT as e:
+    cli_errors.exit_with(e)
   token_shards.write_manifest(FLAGS.out, manifest)
   encoder = Encoder(video_tokenizer, audio, FLAGS.batch_size, int(clip["sample_rate"]))
   say(f"encoding on {len(encoder.mesh.devices.flat)} devices, batch {encoder.batch_size}")
@@ -209,8 +213,8 @@ def main(argv):
       summary = encode_split(
         encoder, split, sources[split], FLAGS.out, streams, builder.info.features, text_tokenizer
       )
-    except (ValueError, FileNotFoundError) as e:
-      sys.exit(f"error: {e}")
+    except cli_errors.BAD_INPUT as e:
+      cli_errors.exit_with(e)
     print(json.dumps(summary), flush=True)
 
 

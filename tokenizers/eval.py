@@ -17,7 +17,6 @@ per second, and the mel distance of the same audio band-limited to 1 kHz (the ba
 
 import json
 import math
-import sys
 
 import jax
 import numpy as np
@@ -25,6 +24,7 @@ import tqdm
 from absl import app, flags
 from PIL import Image
 
+from videopoet_jax import cli_errors
 from videopoet_jax.data import media
 from videopoet_jax.eval import audio_metrics, video_metrics
 from videopoet_jax.tokenizers import pretrained, refine
@@ -129,13 +129,27 @@ def eval_audio() -> dict:
   return {"audio": FLAGS.audio, **result}
 
 
+def check_flags() -> None:
+  """MediaError / ValueError (one line) for an unreadable input, an output that cannot be written or a
+  number out of range; before any model loads."""
+  media.check_readable(FLAGS.video or FLAGS.audio)
+  if FLAGS.output:
+    media.check_writable(FLAGS.output, media.VIDEO_OUTPUTS if FLAGS.video else media.AUDIO_OUTPUTS)
+  if FLAGS.spectrogram:
+    media.check_writable(FLAGS.spectrogram, (".png",))
+  for name, least in (("batch_size", 1), ("display_size", 1), ("output_clips", 0), ("levels", 0)):
+    if FLAGS[name].value < least:
+      raise ValueError(f"--{name}={FLAGS[name].value}: must be >= {least}")
+
+
 def main(argv):
   del argv
   quiet_unless_verbose()
   try:
+    check_flags()
     result = eval_video() if FLAGS.video else eval_audio()
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit(f"error: {e}")
+  except cli_errors.BAD_INPUT as e:
+    cli_errors.exit_with(e)
   print(json.dumps(result))
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
+from videopoet_jax import cli_errors
 from videopoet_jax.data import datasets, media
 from videopoet_jax.training.progress import quiet_unless_verbose
 
@@ -53,11 +53,13 @@ def main(argv):
   del argv
   quiet_unless_verbose()
   if not FLAGS.dataset or not FLAGS.out:
-    sys.exit("error: --dataset and --out are required")
+    cli_errors.exit_with("--dataset and --out are required")
+  if FLAGS.num < 1:
+    cli_errors.exit_with(f"--num={FLAGS.num}: must be >= 1")
   try:
     builder, source = datasets.prepared_source(FLAGS.dataset, FLAGS.split, FLAGS.data_dir)
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(f"error: {e}")
+  except cli_errors.BAD_INPUT as e:
+    cli_errors.exit_with(e)
   clip = datasets.clip_format(builder)
   os.makedirs(FLAGS.out, exist_ok=True)
   count = min(FLAGS.num, len(source))

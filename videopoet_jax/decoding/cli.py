@@ -62,16 +62,3 @@ def check_sampling_flags() -> None:
   for name, (value, ok, wanted) in ranges.items():
     if value is not None and not (math.isfinite(value) and ok(value)):
       raise ValueError(f"--{name}={value:g} is out of range: it must be {wanted}")
-
-
-# Characters of an error line; the whole message with --verbosity=1 or higher.
-ERROR_LINE_CHARS = 200
-
-
-def one_line(error: Exception) -> str:
-  """`error: ...` on one line of at most ERROR_LINE_CHARS, whatever the library's message looked like
-  (all of it with --verbosity >= 1)."""
-  line = "error: " + " ".join(str(error).split())
-  if len(line) > ERROR_LINE_CHARS and FLAGS.verbosity < 1:
-    line = line[: ERROR_LINE_CHARS - 1] + "…"
-  return line

@@ -8,11 +8,12 @@ line per task goes to stdout as it finishes.
 
 import dataclasses
 import json
-import sys
 import time
 
 from absl import app, flags
 
+from videopoet_jax import cli_errors
+from videopoet_jax.data import media
 from videopoet_jax.decoding import cli
 from videopoet_jax.eval import lm_tasks
 from videopoet_jax.training.progress import quiet_unless_verbose
@@ -33,13 +34,16 @@ def main(argv):
   tasks = list(lm_tasks.TASKS) if FLAGS.tasks == ["all"] else FLAGS.tasks
   unknown = sorted(set(tasks) - set(lm_tasks.TASKS))
   if unknown:
-    sys.exit(f"error: unknown tasks {unknown}; known: all, {', '.join(lm_tasks.TASKS)}")
-  if FLAGS.num < 1:
-    sys.exit("error: --num must be >= 1")
+    cli_errors.exit_with(f"unknown tasks {unknown}; known: all, {', '.join(lm_tasks.TASKS)}")
   try:
+    for name in ("num", "batch_size"):
+      if FLAGS[name].value < 1:
+        raise ValueError(f"--{name}={FLAGS[name].value}: must be >= 1")
+    cli.check_sampling_flags()
+    media.check_writable(FLAGS.out, (".json",))
     gen = cli.load_generator()
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(cli.one_line(e))
+  except cli_errors.BAD_INPUT as e:
+    cli_errors.exit_with(e)
   sampling = cli.sampling(gen.default_sampling)
   start = time.time()
   report = lm_tasks.evaluate(gen, tasks, FLAGS.num, sampling, FLAGS.seed, FLAGS.batch_size, split=FLAGS.split)

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from videopoet_jax import cli_errors
 from videopoet_jax.decoding import cli
 from videopoet_jax.decoding.generator import Sampling, write_sampling
 from videopoet_jax.eval import lm_tasks
@@ -44,12 +45,12 @@ def main(argv):
   del argv
   quiet_unless_verbose()
   if not FLAGS.checkpoint:
-    sys.exit("error: --checkpoint (the LM workdir or export folder to write sampling.json into) is required")
+    cli_errors.exit_with("--checkpoint (the LM workdir or export to write sampling.json into) is required")
   try:
     gen = cli.load_generator()
     folder = pretrained.export_folder(FLAGS.checkpoint)
-  except (ValueError, FileNotFoundError) as e:
-    sys.exit(cli.one_line(e))
+  except cli_errors.BAD_INPUT as e:
+    cli_errors.exit_with(e)
   candidates = {"video": [], "audio": []}
   best = {}
   for kind, grid, task in (("video", VIDEO_GRID, VIDEO_TASK), ("audio", AUDIO_GRID, AUDIO_TASK)):
