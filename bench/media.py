@@ -50,7 +50,6 @@ def _median_seconds(fn, repeats: int) -> float:
 
 def main(_):
   video, wave = synthetic_clip(FLAGS.frames, FLAGS.size)
-  forks_before = _fork_count()
   with tempfile.TemporaryDirectory() as tmp:
     silent, with_sound = os.path.join(tmp, "silent.mp4"), os.path.join(tmp, "sound.mp4")
     write_s = _median_seconds(lambda: media.write_video(silent, video, FPS), FLAGS.repeats)
@@ -75,17 +74,9 @@ def main(_):
       "read_audio_track_samples_per_s": len(wave) / audio_s,
       "mp4_kb": mp4_kb,
       "roundtrip_psnr_db": float(psnr),
-      "forks": _fork_count() - forks_before,
     },
     FLAGS.out,
   )
-
-
-def _fork_count() -> int:
-  """Processes forked system-wide so far (/proc/stat 'processes'); with nothing else starting processes,
-  the difference over a run counts this process's forks."""
-  with open("/proc/stat") as f:
-    return next(int(line.split()[1]) for line in f if line.startswith("processes "))
 
 
 if __name__ == "__main__":

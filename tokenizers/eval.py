@@ -17,6 +17,7 @@ per second, and the mel distance of the same audio band-limited to 1 kHz (the ba
 
 import json
 import math
+import sys
 
 import jax
 import numpy as np
@@ -82,7 +83,10 @@ def searching_encoder(tokenizer, batches: int):
 
 def eval_video() -> dict:
   tokenizer, config = pretrained.load_video_tokenizer(FLAGS.checkpoint)
-  clips = video_metrics.clips_from_video(FLAGS.video, config.data.frames, config.data.fps, config.data.size)
+  decoded = media.read_video(FLAGS.video)
+  if decoded.note:
+    print(f"note: {decoded.note}", file=sys.stderr)
+  clips = video_metrics.clips_from_video(decoded, config.data.frames, config.data.fps, config.data.size)
   if FLAGS.refine_steps or FLAGS.refine_flip_rounds:
     encode = searching_encoder(tokenizer, math.ceil(len(clips) / FLAGS.batch_size))
   else:

@@ -34,13 +34,14 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
   return (num / den).reshape(len(x), -1).mean(axis=1)
 
 
-def clips_from_video(path: str, frames: int, fps: float, size: int) -> np.ndarray:
-  """Cuts a video file into consecutive `[N, frames, size, size, 3]` uint8 clips in the tokenizer format.
+def clips_from_video(video: str | media.DecodedVideo, frames: int, fps: float, size: int) -> np.ndarray:
+  """Cuts a video (a file, or one already decoded) into consecutive `[N, frames, size, size, 3]` uint8
+  clips in the tokenizer format.
 
   Frames are resampled to `fps`, center-cropped and resized; a last partial clip is padded by repeating
   its final frame, so every frame of the file is covered.
   """
-  decoded = media.read_video(path)
+  decoded = media.read_video(video) if isinstance(video, str) else video
   index = media.resample_indices(len(decoded.frames), decoded.fps, fps)
   video = media.crop_resize(decoded.frames[index], size)
   num_clips = -(-len(video) // frames)
