@@ -51,3 +51,18 @@ def test_unknown_variant_fails():
 
   with pytest.raises(ValueError, match="unknown video tokenizer variant"):
     load_config("video_tokenizer", "huge")
+
+
+def test_how_a_model_computes_is_not_its_architecture():
+  """A model trained with one loss chunk, remat or compute dtype continues under another; a width does not."""
+  from videopoet_jax import config_utils
+
+  saved = config_utils.to_json_dict(_parse(["--config=configs/lm.py:demo"]))
+  phase2 = config_utils.to_json_dict(
+    _parse(
+      ["--config=configs/lm.py:demo,phase=2", "--config.model.logits_chunk=64", "--config.model.remat=full"]
+    )
+  )
+  assert config_utils.architecture_diff(saved, phase2) == []
+  wider = config_utils.to_json_dict(_parse(["--config=configs/lm.py:demo", "--config.model.width=256"]))
+  assert config_utils.architecture_diff(saved, wider) == ["model.width: 192 -> 256"]

@@ -15,6 +15,8 @@ import ml_collections
 # Config sections whose values fix the shapes of the parameters: a checkpoint written with one value
 # cannot be loaded with another.
 ARCHITECTURE_SECTIONS = ("model",)
+# Keys of those sections that change how the model computes, not its parameters (free to differ).
+COMPUTE_ONLY_KEYS = ("model.logits_chunk", "model.remat", "model.dtype")
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
@@ -83,7 +85,7 @@ def architecture_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[st
     if isinstance(a, dict) and isinstance(b, dict):
       for key in sorted(set(a) | set(b)):
         walk(a.get(key, "<missing>"), b.get(key, "<missing>"), f"{path}.{key}" if path else key)
-    elif a != b:
+    elif a != b and path not in COMPUTE_ONLY_KEYS:
       diffs.append(f"{path}: {a!r} -> {b!r}")
 
   for section in ARCHITECTURE_SECTIONS:

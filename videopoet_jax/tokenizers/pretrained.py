@@ -131,10 +131,12 @@ def warm_start_params(
   source: str, build_module, trainer: str, config, like: nnx.State, variables=nnx.Param
 ) -> nnx.State:
   """The `variables` (default: the parameters) of export (or workdir) `source` for a run of `config`, which
-  must have the same architecture (a readable ValueError names the differences), cast to `like`'s dtypes."""
+  must have the same architecture (a readable ValueError names the differences), cast to `like`'s dtypes
+  and placed with `like`'s shardings."""
   module, saved = load(source, build_module, trainer)
   config_utils.check_architecture(config_utils.to_json_dict(saved), config_utils.to_json_dict(config), source)
-  return jax.tree.map(lambda x, a: x.astype(a.dtype), nnx.state(module, variables), like)
+  place = lambda x, a: jax.device_put(x.astype(a.dtype), a.sharding)
+  return jax.tree.map(place, nnx.state(module, variables), like)
 
 
 def load_video_tokenizer(path: str | None = None):

@@ -198,9 +198,8 @@ class Trainer(data_parallel.DataParallelTrainer):
       init = lambda b: kmeans_init(init_state(self.config)[2], b, self.graphdef, self.config)
       return self.init_sharded(init, batch)
     state = self.init_sharded(lambda: init_state(self.config)[2])
-    load = lambda like, variables: jax.device_put(
-      pretrained.warm_start_params(source, build_tokenizer, "audio_tokenizer", self.config, like, variables),
-      jax.tree.map(lambda x: x.sharding, like),
+    load = lambda like, variables: pretrained.warm_start_params(
+      source, build_tokenizer, "audio_tokenizer", self.config, like, variables
     )
     params = load(state.params, nnx.Param)
     logging.info("weights and codebooks initialized from %s", source)

@@ -199,13 +199,10 @@ class Trainer:
     parameters start from that model's (warm start: the optimizer and schedule start afresh)."""
     del batch  # nothing is initialized from data
     state = jax.jit(lambda: init_state(self.config)[1], out_shardings=self.state_sharding)()
-    source = self.config.train.get("init_from", "")
+    source = self.config.train.init_from
     if not source:
       return state
-    params = jax.device_put(
-      pretrained.warm_start_params(source, build_model, "lm", self.config, state.params),
-      self.state_sharding.params,
-    )
+    params = pretrained.warm_start_params(source, build_model, "lm", self.config, state.params)
     logging.info("parameters initialized from %s", source)
     ema = None if state.ema_params is None else jax.tree.map(jnp.copy, params)
     return state.replace(params=params, ema_params=ema)

@@ -191,11 +191,8 @@ class Trainer(data_parallel.DataParallelTrainer):
     state = self.init_sharded(lambda: init_state(self.config)[2])
     if not self.config.train.init_from:
       return state
-    params = jax.device_put(
-      pretrained.warm_start_params(
-        self.config.train.init_from, build_tokenizer, "video_tokenizer", self.config, state.params
-      ),
-      jax.tree.map(lambda x: x.sharding, state.params),
+    params = pretrained.warm_start_params(
+      self.config.train.init_from, build_tokenizer, "video_tokenizer", self.config, state.params
     )
     logging.info("weights initialized from %s", self.config.train.init_from)
     return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
