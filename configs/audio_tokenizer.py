@@ -111,6 +111,7 @@ def get_config(arg=None):
     checkpoint_every=1000,
     keep_checkpoints=3,
     init_from="",
+    max_nonfinite_steps=10,
   )
 
   # The tokenizers are data parallel: every device on the data axis.

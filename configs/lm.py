@@ -180,6 +180,9 @@ def get_config(arg=None):
   config.mixture.late_image_share = 0.1
   # Fraction of examples whose guidance inputs (the text) are dropped, for classifier-free guidance.
   config.mixture.guidance_drop_rate = 0.1
+  # Tasks an earlier phase (the `train.init_from` model) trained that this run gives no weight: the export
+  # still serves them.
+  config.mixture.earlier_tasks = ()
 
   config.train = ml_collections.ConfigDict()
   config.train.steps = 3000
@@ -244,6 +247,7 @@ def get_config(arg=None):
         unconditional_video=0.1,
         audio_to_video=0.1,
       )
+      config.mixture.earlier_tasks = ("stylize",)
       config.mixture.early_fraction = 0.0
       config.train.steps = 1200
       config.train.warmup_steps = 50

@@ -109,3 +109,34 @@ def test_interrupted_run_resumes_to_identical_weights(tiny_video_config, tmp_pat
   config.model.code_bits += 1
   with pytest.raises(ValueError, match="different architecture"):
     trainer_lib.Trainer(config).init()
+
+
+def test_a_nonfinite_step_changes_nothing_and_a_run_of_them_stops_training(tiny_video_config, tmp_path):
+  from videopoet_jax.training import loop
+
+  config = tiny_video_config
+  config.train.steps, config.train.log_every, config.train.max_nonfinite_steps = 12, 4, 3
+  trainer = trainer_lib.Trainer(config)
+  good = _one_clip_batch(config)
+  bad = np.full_like(good, np.nan)
+  state = trainer.init()
+  before = jax.device_get((state.params, state.ema_params, state.opt_state))
+  state, metrics = trainer.step_fn(state, trainer.put_batch(bad))
+  assert int(metrics[loop.NONFINITE]) == 1 and int(state.step) == 1
+  for a, b in zip(
+    jax.tree.leaves(before), jax.tree.leaves((state.params, state.ema_params, state.opt_state)), strict=True
+  ):
+    np.testing.assert_array_equal(a, b)
+  state, metrics = trainer.step_fn(state, trainer.put_batch(good))
+  assert int(metrics[loop.NONFINITE]) == 0
+  # Logged means leave the skipped step out.
+  window = []
+  for b in (bad, good):
+    state, metrics = trainer.step_fn(state, trainer.put_batch(b))
+    window.append(metrics)
+  summary = trainer.summarize(window)
+  assert np.isfinite(summary["loss"]) and summary[loop.NONFINITE] == 1
+  # Three skipped steps in a row (steps 5-7) stop the run at the next log step.
+  batches = lambda start: (bad if 5 <= step <= 7 else good for step in range(start + 1, 13))
+  with pytest.raises(loop.TrainingDivergedError, match=r"3 steps in a row .*\(up to step 7\)"):
+    loop.fit(trainer, str(tmp_path), batches)

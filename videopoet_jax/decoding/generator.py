@@ -171,7 +171,9 @@ class Generator:
     return self.audio_tokenizer.geometry.sample_rate
 
   def trained_tasks(self) -> list[str]:
-    return [name for name, weight in self.config.mixture.weights.items() if weight > 0]
+    """The tasks this LM serves: its mixture's, and those of an earlier phase it was warm-started from."""
+    trained = [name for name, weight in self.config.mixture.weights.items() if weight > 0]
+    return trained + [t for t in self.config.mixture.get("earlier_tasks", ()) if t not in trained]
 
   # Tokenizers.
   def encode_video(self, clips: np.ndarray) -> np.ndarray:

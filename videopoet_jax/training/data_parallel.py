@@ -1,7 +1,8 @@
 """Data-parallel training scaffolding shared by the tokenizer trainers.
 
 The train state is replicated over the mesh and each batch is split over its batch axes ("data", "fsdp"),
-so XLA inserts the gradient all-reduce. A trainer module provides `init_state(config) -> (graphdef,
+so XLA inserts the gradient all-reduce; a step with a non-finite loss or update changes nothing
+(`skip_nonfinite`). A trainer module provides `init_state(config) -> (graphdef,
 disc_graphdef, state)` and `train_step(state, batch, *, graphdef, disc_graphdef, config)`.
 """
 
@@ -12,11 +13,27 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from videopoet_jax import sharding
 from videopoet_jax.training import loop
+
+
+def skip_nonfinite(train_step: Callable[..., tuple[Any, dict[str, jax.Array]]]):
+  """`train_step` whose update is dropped when its loss or new parameters are not finite (NaN/inf): the
+  state stays as it was but for its step counter, and `loop.NONFINITE` says so (the loop stops a run after
+  config.train.max_nonfinite_steps in a row)."""
+
+  def step(state, batch, **kwargs):
+    new, metrics = train_step(state, batch, **kwargs)
+    finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(optax.global_norm(new.params))
+    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state).replace(step=new.step)
+    return kept, {**metrics, loop.NONFINITE: (~finite).astype(jnp.int32)}
+
+  return step
 
 
 class DataParallelTrainer:
@@ -32,7 +49,7 @@ class DataParallelTrainer:
     self.config = config
     self.graphdef, self.disc_graphdef, abstract_state = jax.eval_shape(lambda: init_state(config))
     step = functools.partial(
-      train_step, graphdef=self.graphdef, disc_graphdef=self.disc_graphdef, config=config
+      skip_nonfinite(train_step), graphdef=self.graphdef, disc_graphdef=self.disc_graphdef, config=config
     )
     self.mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
     parallel = sharding.data_parallel_size(self.mesh)

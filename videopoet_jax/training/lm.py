@@ -119,9 +119,10 @@ def train_step(state: TrainState, batch: dict, *, graphdef, config, vocab):
     nonfinite_total=state.nonfinite_total + (~finite).astype(jnp.int32),
   )
   metrics = {
-    **sums,
+    # A skipped step's sums are NaN: it adds nothing to the logged loss.
+    **jax.tree.map(lambda v: jnp.where(finite, v, 0), sums),
     "grad_norm": grad_norm,
-    loop.NONFINITE_IN_A_ROW: in_a_row,
+    loop.NONFINITE: (~finite).astype(jnp.int32),
     "nonfinite_total": new_state.nonfinite_total,
   }
   return new_state, metrics
@@ -216,9 +217,8 @@ class Trainer:
 
   def summarize(self, window: list[dict]) -> dict[str, float]:
     out = summarize_sums(window)
-    out["padding"] = float(np.mean([jax.device_get(m["padding"]) for m in window]))
-    out["grad_norm"] = float(np.mean([jax.device_get(m["grad_norm"]) for m in window]))
-    out["nonfinite_total"] = float(jax.device_get(window[-1]["nonfinite_total"]))
+    means = loop.mean_metrics([{k: m[k] for k in ("padding", "grad_norm", loop.NONFINITE)} for m in window])
+    out.update(means, nonfinite_total=float(jax.device_get(window[-1]["nonfinite_total"])))
     return out
 
   def export_params(self, state: TrainState) -> nnx.State:

@@ -18,8 +18,11 @@ Multi-process runs: every process runs `fit` (steps, evaluation, checkpoints and
 are collective); metrics.jsonl, TensorBoard, the log lines and the export's config and assets are written
 by the primary process only.
 
-A step whose metrics hold NONFINITE_IN_A_ROW (steps skipped in a row for a NaN/inf loss or gradient) stops
-the run once that reaches config.train.max_nonfinite_steps, without writing the bad state.
+A step whose loss or gradient is NaN/inf leaves the state as it was and sets its NONFINITE metric (every
+trainer's step does so); the loop counts such steps in a row and stops the run once that reaches
+config.train.max_nonfinite_steps (the checkpoints hold the last good state), and the logged means leave
+them out. Step metrics are read on the host only at log, evaluation and checkpoint steps, so the host
+prepares the next batches while the device runs.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from videopoet_jax.training.progress import ProgressLogger
 
 # Metrics entry holding per-step code counts (summed over a log window, not averaged).
 CODE_COUNTS = "code_counts"
-# Metrics entry: consecutive steps skipped because their loss or gradient was not finite.
-NONFINITE_IN_A_ROW = "nonfinite_in_a_row"
+# Metrics entry: 1 where the step was skipped because its loss or gradient was not finite, else 0.
+NONFINITE = "nonfinite"
 
 
 class TrainingDivergedError(RuntimeError):
@@ -73,25 +76,24 @@ def fit(trainer, workdir: str, make_batches: Callable[[int], Iterator[np.ndarray
   previous = {
     s: signal.signal(s, lambda num, _: stop.update(signal=num)) for s in (signal.SIGINT, signal.SIGTERM)
   }
-  window = []
+  window, unchecked, in_a_row = [], [], 0
   try:
     for step in range(start + 1, total + 1):
       state, metrics = trainer.step_fn(state, trainer.put_batch(next(batches)))
       window.append(metrics)
-      if NONFINITE_IN_A_ROW in metrics:
-        in_a_row = int(metrics[NONFINITE_IN_A_ROW])
-        if in_a_row >= config.train.max_nonfinite_steps:
-          raise TrainingDivergedError(
-            f"{in_a_row} steps in a row had a non-finite loss or gradient (up to step {step}); stopped. "
-            f"The last checkpoint in {workdir} holds the last good state: lower the learning rate or "
-            "check the data, then run the same command to resume from it."
-          )
-      if step % config.train.log_every == 0 or step == total:
+      unchecked.append((step, metrics.get(NONFINITE)))
+      logs = step % config.train.log_every == 0 or step == total
+      saves = step % config.train.checkpoint_every == 0 or step == total or stop["signal"]
+      evaluates = eval_every and (step % eval_every == 0 or step == total)
+      if logs or saves or evaluates:
+        in_a_row = _check_finite(unchecked, in_a_row, config.train.max_nonfinite_steps, workdir)
+        unchecked = []
+      if logs:
         logger.log(step, trainer.summarize(window))
         window = []
-      if eval_every and (step % eval_every == 0 or step == total):
+      if evaluates:
         logger.log(step, trainer.evaluate(state), timed=False)
-      if step % config.train.checkpoint_every == 0 or step == total or stop["signal"]:
+      if saves:
         checkpoints.save(manager, step, state, config, force=True, data_iterator=data_iterator)
         export_dir = os.path.join(workdir, pretrained.EXPORT_SUBDIR)
         pretrained.export(export_dir, trainer.export_params(state), config)
@@ -108,6 +110,24 @@ def fit(trainer, workdir: str, make_batches: Callable[[int], Iterator[np.ndarray
   return state
 
 
+def _check_finite(steps: list[tuple[int, jax.Array | None]], in_a_row: int, limit: int, workdir: str) -> int:
+  """Counts skipped steps in a row over `(step, NONFINITE flag)` in order; raises TrainingDivergedError
+  when the count reaches `limit`. Returns the count after the last step."""
+  for step, flag in steps:
+    in_a_row = in_a_row + 1 if flag is not None and int(flag) else 0
+    if in_a_row >= limit:
+      raise TrainingDivergedError(
+        f"{in_a_row} steps in a row had a non-finite loss or gradient (up to step {step}); stopped. "
+        f"The last checkpoint in {workdir} holds the last good state: lower the learning rate or "
+        "check the data, then run the same command to resume from it."
+      )
+  return in_a_row
+
+
 def mean_metrics(window: list[dict]) -> dict[str, float]:
-  """Mean of every scalar metric over the window's steps."""
-  return {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in window[0]}
+  """Mean of every scalar metric over the window's steps that were not skipped (all of them NaN if every
+  step was), and the number of skipped steps."""
+  skipped = [bool(jax.device_get(m.get(NONFINITE, 0))) for m in window]
+  kept = [m for m, s in zip(window, skipped, strict=True) if not s] or window
+  means = {k: float(np.mean([jax.device_get(m[k]) for m in kept])) for k in window[0] if k != NONFINITE}
+  return {**means, NONFINITE: float(sum(skipped))}
