@@ -249,7 +249,7 @@ def get_config(arg=None):
       )
       config.mixture.earlier_tasks = ("stylize",)
       config.mixture.early_fraction = 0.0
-      config.train.steps = 1200
+      config.train.steps = 2000
       config.train.warmup_steps = 50
   elif arg.phase != 1:
     raise ValueError(f"phase={arg.phase} is only for the demo variant")

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lm_steps=${1:-600}
-lm_phase2_steps=${2:-1200}
+lm_phase2_steps=${2:-2000}
 mkdir -p runs
 
 timed() {  # timed NAME COMMAND...: runs COMMAND, records its wall time
