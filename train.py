@@ -8,11 +8,13 @@ flags below or the environment the cluster sets (videopoet_jax/distributed.py; R
 """
 
 import importlib
+import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from videopoet_jax import distributed
+from videopoet_jax import cli_errors, config_utils, distributed
+from videopoet_jax.training import checkpoints
 from videopoet_jax.training.progress import quiet_library_logs
 
 config_flags.DEFINE_config_file(
@@ -30,6 +32,13 @@ flags.DEFINE_enum(
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (default: JAX_COORDINATOR_ADDRESS).")
 flags.DEFINE_integer("num_processes", None, "Processes in the run (default: JAX_NUM_PROCESSES or detected).")
 flags.DEFINE_integer("process_id", None, "This process's index (default: JAX_PROCESS_ID or detected).")
+
+flags.DEFINE_bool(
+  "allow_resume_changes",
+  False,
+  "Resume a workdir whose checkpoints were written under a config that differs in what the run computes "
+  "(seed, data, mixture, steps, batch, optimizer, schedule); without it such a resume is refused.",
+)
 
 # config.trainer -> module with train(config, workdir).
 TRAINERS = {
@@ -54,7 +63,25 @@ def main(argv):
   if not distributed.is_primary():
     logging.set_verbosity(logging.WARNING)  # one process logs the run
   logging.info("config:\n%s", config)
+  if not flags.FLAGS.allow_resume_changes:
+    check_resume(config, flags.FLAGS.workdir)
   importlib.import_module(TRAINERS[config.trainer]).train(config, flags.FLAGS.workdir)
+
+
+def check_resume(config, workdir: str) -> None:
+  """Exits with one line naming the keys when `workdir`'s latest checkpoint was written under a config
+  that differs from `config` in what the run computes (config_utils.run_diff)."""
+  if not os.path.isdir(os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR)):
+    return
+  manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
+  saved = checkpoints.read_config(manager) if manager.latest_step() is not None else None
+  manager.close()
+  diffs = config_utils.run_diff(saved, config_utils.to_json_dict(config)) if saved else []
+  if diffs:
+    cli_errors.exit_with(
+      f"{workdir} holds a run with another config ({'; '.join(diffs)}): use a fresh --workdir, the same "
+      "config, or --allow_resume_changes"
+    )
 
 
 if __name__ == "__main__":

@@ -187,6 +187,16 @@ def test_kill_and_restart_resumes_with_the_losses_of_an_uninterrupted_run(tiny_l
   manager.reload()
   resumed_from = manager.latest_step()
   assert resumed_from is not None and resumed_from < 400, "the run was not killed mid-training"
+  # Resuming under a config that computes another run is refused, naming the keys (before any work).
+  changed = subprocess.run(
+    [*command, f"--workdir={killed}", "--config.train.learning_rate=0.002", "--config.seed=1"],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+  )
+  last = changed.stderr.strip().splitlines()[-1]
+  assert changed.returncode == 1 and "seed: 0 -> 1" in last and "train.learning_rate" in last, last
   run(killed)
   run(tmp_path / "straight")
   straight, resumed = _losses(tmp_path / "straight"), _losses(killed)

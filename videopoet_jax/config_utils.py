@@ -94,6 +94,42 @@ def architecture_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[st
   return diffs
 
 
+# Config keys (or whole sections) that change how a run is logged, saved or laid out, not what it computes:
+# free to differ when a workdir is resumed. Any other difference changes the run (see `run_diff`).
+RUN_NEUTRAL_KEYS = (
+  *COMPUTE_ONLY_KEYS,
+  "train.log_every",
+  "train.checkpoint_every",
+  "train.keep_checkpoints",
+  "train.eval_every",
+  "train.eval_examples",
+  "train.max_nonfinite_steps",
+  "data.read_threads",
+  "mesh",
+  "sharding",
+  "topology",
+)
+
+
+def run_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  """Lists `key: saved -> current` for every config value outside RUN_NEUTRAL_KEYS that differs: what a
+  resumed run would do differently from the run that wrote its checkpoints (seed, data, mixture, steps,
+  batch, optimizer, schedule, architecture)."""
+  diffs = []
+
+  def walk(a: Any, b: Any, path: str) -> None:
+    if path in RUN_NEUTRAL_KEYS:
+      return
+    if isinstance(a, dict) and isinstance(b, dict):
+      for key in sorted(set(a) | set(b)):
+        walk(a.get(key, "<missing>"), b.get(key, "<missing>"), f"{path}.{key}" if path else key)
+    elif a != b:
+      diffs.append(f"{path}: {a!r} -> {b!r}")
+
+  walk(saved, current, "")
+  return diffs
+
+
 def check_architecture(saved: dict[str, Any], current: dict[str, Any], where: str) -> None:
   """Raises a readable ValueError when `current` cannot load parameters saved under `saved`."""
   diffs = architecture_diff(saved, current)

@@ -50,12 +50,7 @@ def _reason(error: Exception) -> str:
 
 def _open(path: str, kind: str) -> av.container.InputContainer:
   """Opens `path` for decoding in this process; MediaError with one plain line when it cannot be."""
-  if not os.path.exists(path):
-    raise MediaError(f"{path}: no such file")
-  if os.path.isdir(path):
-    raise MediaError(f"{path}: a folder, not a {kind} file")
-  if os.path.getsize(path) == 0:
-    raise MediaError(f"{path}: 0 bytes")
+  check_readable(path)
   try:
     return av.open(path)
   except av.InvalidDataError as e:
@@ -88,14 +83,6 @@ def check_writable(path: str, extensions: tuple[str, ...]) -> None:
     raise MediaError(f"cannot write {path}: the folder {folder} does not exist")
   if not os.access(folder, os.W_OK):
     raise MediaError(f"cannot write {path}: the folder {folder} is not writable")
-
-
-def probe_video(path: str) -> tuple[int, float]:
-  """(frames the container declares, or 0 where it does not say; fps) of `path`'s first video stream,
-  without decoding. MediaError for a file that is not a video."""
-  with _open(path, "video") as container:
-    stream = _video_stream(container, path)
-    return int(stream.frames or 0), float(stream.average_rate or stream.guessed_rate or 0)
 
 
 def _video_stream(container, path: str):
