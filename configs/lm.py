@@ -188,6 +188,9 @@ def get_config(arg=None):
   config.train.steps = 3000
   # Sequences per step of the longest length group (shorter groups get proportionally more).
   config.train.batch_size = 4
+  # Gradient accumulation: each step's batch runs as this many slices of its rows (activation memory of
+  # one slice), summed into one update; must divide every length group's rows per data-parallel device.
+  config.train.microbatches = 1
   config.train.learning_rate = 1e-3
   config.train.warmup_steps = 200
   config.train.b1 = 0.9

@@ -34,18 +34,22 @@ def _assert_trees_close(a, b, **tolerance):
     np.testing.assert_allclose(x, y, **tolerance)
 
 
-def test_sharded_step_equals_single_device(tiny_lm_config):
+def test_sharded_and_accumulated_steps_equal_the_single_device_step(tiny_lm_config):
   single = lm.Trainer(tiny_lm_config, mesh=_mesh((1, 1, 1)))
   sharded = lm.Trainer(tiny_lm_config, mesh=_mesh((2, 2, 2)))
-  host_batch = sharded.batches.batch(1)  # a batch size the 4 data-parallel devices divide
+  accumulating = tiny_lm_config.copy_and_resolve_references()
+  accumulating.train.microbatches = 2
+  accumulated = lm.Trainer(accumulating, mesh=_mesh((2, 2, 2)))
+  host_batch = sharded.batches.batch(1)  # a batch size the 4 data-parallel devices x 2 microbatches divide
   results = []
-  for trainer in (single, sharded):
+  for trainer in (single, sharded, accumulated):
     state, metrics = trainer.step_fn(trainer.init(), trainer.put_batch(host_batch))
     state, metrics = trainer.step_fn(state, trainer.put_batch(host_batch))
     results.append((_params(state), lm.summarize_sums([metrics])))
-  (params_1, metrics_1), (params_8, metrics_8) = results
-  assert metrics_1["loss"] == pytest.approx(metrics_8["loss"], rel=1e-5)
-  _assert_trees_close(params_1, params_8, rtol=1e-4, atol=1e-6)
+  (params_1, metrics_1), *others = results
+  for params, metrics in others:
+    assert metrics_1["loss"] == pytest.approx(metrics["loss"], rel=1e-5)
+    _assert_trees_close(params_1, params, rtol=1e-4, atol=1e-6)
   # The sharded state really is sharded: the embedding is split over fsdp and tensor.
   embedding = sharded.state_sharding.params["embed"]["embedding"]
   assert embedding.spec == jax.sharding.PartitionSpec("tensor", "fsdp")

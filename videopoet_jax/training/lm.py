@@ -76,14 +76,16 @@ def target_modalities(targets: jax.Array, vocab) -> jax.Array:
   return jnp.where(video, 1, jnp.where(audio, 2, 0))
 
 
-def loss_and_sums(params, graphdef, batch: dict, vocab) -> tuple[jax.Array, dict]:
-  """Mean output-token NLL and the metric sums of `batch` (see `sequence.Batch` for its arrays)."""
+def loss_and_sums(params, graphdef, batch: dict, vocab, loss_tokens=None) -> tuple[jax.Array, dict]:
+  """Mean output-token NLL and the metric sums of `batch` (see `sequence.Batch` for its arrays); with
+  `loss_tokens`, the NLL summed over `batch` divided by that count instead (a microbatch's share of the
+  whole batch's mean)."""
   model = nnx.merge(graphdef, params)
   nll, correct = model.token_losses(
     batch["tokens"], batch["prefix_length"], batch.get("text_embedding"), batch.get("text_slots")
   )
   weights = batch["loss_mask"][:, 1:].astype(jnp.float32)
-  tokens = weights.sum()
+  tokens = weights.sum() if loss_tokens is None else loss_tokens
   loss = (nll * weights).sum() / jnp.maximum(tokens, 1.0)
   by_task = jax.nn.one_hot(batch["task_ids"], len(registry.TASK_NAMES))  # [B, T]
   by_modality = jax.nn.one_hot(target_modalities(batch["tokens"][:, 1:], vocab), len(OUTPUT_MODALITIES))
@@ -96,10 +98,37 @@ def loss_and_sums(params, graphdef, batch: dict, vocab) -> tuple[jax.Array, dict
   return loss, sums
 
 
+def accumulated_loss_and_grads(params, graphdef, batch: dict, vocab, microbatches: int):
+  """`((loss, sums), grads)` of the whole batch, computed `microbatches` rows-slices at a time (a scan:
+  activations of one microbatch at a time) and summed; equal to the one-pass gradient up to float
+  rounding. The rows of `batch` must divide by `microbatches`."""
+  if microbatches == 1:
+    return jax.value_and_grad(loss_and_sums, has_aux=True)(params, graphdef, batch, vocab)
+  tokens = batch["loss_mask"][:, 1:].astype(jnp.float32).sum()
+  micro_loss = lambda p, micro: loss_and_sums(p, graphdef, micro, vocab, tokens)
+  grad_fn = lambda micro: jax.value_and_grad(micro_loss, has_aux=True)(params, micro)
+  # Microbatch j takes rows j, j + m, j + 2m, ...: each device's rows spread over every microbatch.
+  split = jax.tree.map(
+    lambda x: x.reshape(x.shape[0] // microbatches, microbatches, *x.shape[1:]).swapaxes(0, 1), batch
+  )
+
+  def add(total, micro):
+    return jax.tree.map(jnp.add, total, grad_fn(micro)), None
+
+  shapes = jax.eval_shape(grad_fn, jax.tree.map(lambda x: x[0], split))
+  zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+  ((loss, sums), grads), _ = jax.lax.scan(add, zeros, split)
+  sums["padding"] = sums["padding"] / microbatches  # a mean, not a sum
+  return (loss, sums), grads
+
+
 def train_step(state: TrainState, batch: dict, *, graphdef, config, vocab):
-  """One AdamW update (skipped when the loss or gradient is not finite)."""
+  """One AdamW update (skipped when the loss or gradient is not finite), over `train.microbatches`
+  slices of the batch."""
   optimizer = optimizers.adamw_warmup_cosine(config.train)
-  (loss, sums), grads = jax.value_and_grad(loss_and_sums, has_aux=True)(state.params, graphdef, batch, vocab)
+  (loss, sums), grads = accumulated_loss_and_grads(
+    state.params, graphdef, batch, vocab, config.train.get("microbatches", 1)
+  )
   grad_norm = optax.global_norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -184,6 +213,13 @@ class Trainer:
     )
     rows = functools.partial(sharding.process_rows, self.batch_sharding)
     self.batches = lm_batches.TaskBatches(config, self.data_parallel, rows) if data else None
+    microbatches = config.train.get("microbatches", 1)
+    for group in self.batches.mixture.groups if data else ():
+      if group.batch_size % (microbatches * self.data_parallel):
+        raise ValueError(
+          f"train.microbatches {microbatches} x {self.data_parallel} data-parallel devices does not divide "
+          f"the {group.batch_size} rows of length group {group.tasks}"
+        )
     self.data_iterator = self.batches.iterator if data else None
     self._eval_batches = None
 
