@@ -169,6 +169,10 @@ def get_config(arg=None):
   config.model.remat = "none"
   # Positions per chunk of the vocabulary-sized logits in the loss.
   config.model.logits_chunk = 256
+  # Full-sequence attention: "dense" ([B, H, S, S] logits) or "chunked" (online softmax over key chunks of
+  # attention_chunk positions; no S x S tensor). Decoding with the KV cache is dense either way.
+  config.model.attention = "dense"
+  config.model.attention_chunk = 512
 
   config.mixture = ml_collections.ConfigDict()
   config.mixture.weights = ml_collections.ConfigDict(dict(TASK_WEIGHTS))

@@ -87,3 +87,25 @@ def test_hidden_left_padding_changes_nothing():
     logits, cache = model.extend(padded[:, i : i + 1], i, prefix + 3, cache)
     steps.append(logits)
   np.testing.assert_allclose(jnp.concatenate(steps, axis=1), plain, rtol=1e-4, atol=1e-4)
+
+
+def test_chunked_attention_equals_dense_in_outputs_and_gradients():
+  """Key chunks of 5 over 13 positions (a padded last chunk), two prefix lengths, left padding hidden."""
+  dense, chunked = small_model_config(), small_model_config()
+  chunked.attention, chunked.attention_chunk = "chunked", 5
+  models = [Transformer(c, rngs=nnx.Rngs(0)) for c in (dense, chunked)]
+  tokens, prefix = _tokens(length=13, seed=5), jnp.array([4, 0])
+  valid = jnp.arange(13)[None] >= jnp.array([[0], [2]])
+  outputs = [m(tokens, prefix, key_valid=valid) for m in models]
+  np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+
+  def loss(params, graphdef):
+    nll, _ = nnx.merge(graphdef, params, copy=True).token_losses(tokens, prefix)
+    return nll.mean()
+
+  grads = []
+  for model in models:
+    graphdef, params = nnx.split(model, nnx.Param)
+    grads.append(jax.grad(loss)(params, graphdef))
+  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

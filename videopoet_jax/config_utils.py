@@ -16,7 +16,13 @@ import ml_collections
 # cannot be loaded with another.
 ARCHITECTURE_SECTIONS = ("model",)
 # Keys of those sections that change how the model computes, not its parameters (free to differ).
-COMPUTE_ONLY_KEYS = ("model.logits_chunk", "model.remat", "model.dtype")
+COMPUTE_ONLY_KEYS = (
+  "model.logits_chunk",
+  "model.remat",
+  "model.dtype",
+  "model.attention",
+  "model.attention_chunk",
+)
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:

@@ -38,6 +38,9 @@ REMAT_POLICIES = {
   "full": jax.checkpoint_policies.nothing_saveable,
   "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
 }
+# `model.attention`: "dense" materializes `[B, H, S, S]` logits (the reference, and the decode path);
+# "chunked" runs full-sequence passes with `chunked_attention` (`model.attention_chunk` keys at a time).
+ATTENTION_IMPLEMENTATIONS = ("dense", "chunked")
 # Attention logits of masked pairs.
 MASKED_LOGIT = -1e30
 RMS_EPSILON = 1e-6
@@ -50,6 +53,55 @@ def prefix_lm_mask(
   causal = key_positions[None, None, :] <= query_positions[None, :, None]
   in_prefix = key_positions[None, None, :] < prefix_length[:, None, None]
   return causal | in_prefix
+
+
+def chunked_attention(
+  q: jax.Array,
+  k: jax.Array,
+  v: jax.Array,
+  positions: jax.Array,
+  prefix_length: jax.Array,
+  key_valid: jax.Array | None,
+  chunk: int,
+) -> jax.Array:
+  """Prefix-LM attention without the `[Q, K]` logits: keys in chunks of `chunk` with an online softmax
+  (running max and sum), each chunk recomputed in the backward pass. q `[B, H, S, D]`, k/v `[B, H, S, D]`
+  at the same `positions [S]`, `prefix_length [B]`, `key_valid [B, S]` or None -> `[B, H, S, D]`; equal to
+  the dense softmax up to float rounding. Memory per layer: `[B, H, S, chunk]` logits, not `[B, H, S, S]`."""
+  b, h, s, d = k.shape
+  pad = -s % chunk
+  valid = jnp.ones((b, s), bool) if key_valid is None else key_valid
+  pad_keys = lambda x: jnp.pad(x, ((0, 0), (0, 0), (0, pad), (0, 0)))
+  num = (s + pad) // chunk
+  k_chunks = pad_keys(k).reshape(b, h, num, chunk, d).transpose(2, 0, 1, 3, 4)
+  v_chunks = pad_keys(v).reshape(b, h, num, chunk, d).transpose(2, 0, 1, 3, 4)
+  key_pos = jnp.pad(positions, (0, pad), constant_values=jnp.iinfo(jnp.int32).max).reshape(num, chunk)
+  valid = jnp.pad(valid, ((0, 0), (0, pad))).reshape(b, num, chunk).transpose(1, 0, 2)
+  scale = 1.0 / jnp.sqrt(jnp.float32(d))
+
+  @jax.checkpoint
+  def step(carry, chunk_args):
+    running_max, total, acc = carry
+    kc, vc, kp, kv = chunk_args
+    logits = jnp.einsum("bhqd,bhkd->bhqk", q, kc).astype(jnp.float32) * scale
+    seen = prefix_lm_mask(positions, kp, prefix_length) & kv[:, None, :]  # [B, Q, C]
+    logits = jnp.where(seen[:, None], logits, MASKED_LOGIT)
+    # Chunk padding weighs nothing, even in a row with no key to see (where dense attention is uniform).
+    logits = jnp.where(kp < s, logits, -jnp.inf)
+    new_max = jnp.maximum(running_max, logits.max(-1))
+    correction = jnp.exp(running_max - new_max)
+    weights = jnp.exp(logits - new_max[..., None])
+    total = total * correction + weights.sum(-1)
+    acc = acc * correction[..., None] + jnp.einsum("bhqk,bhkd->bhqd", weights.astype(vc.dtype), vc)
+    return (new_max, total, acc), None
+
+  start = (
+    jnp.full((b, h, s), MASKED_LOGIT, jnp.float32),
+    jnp.zeros((b, h, s), jnp.float32),
+    jnp.zeros((b, h, s, d), jnp.float32),
+  )
+  (_, total, acc), _ = jax.lax.scan(step, start, (k_chunks, v_chunks, key_pos, valid))
+  return (acc / total[..., None]).astype(v.dtype)
 
 
 def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
@@ -93,6 +145,10 @@ class RMSNorm(nnx.Module):
 class Attention(nnx.Module):
   def __init__(self, model: ml_collections.ConfigDict, *, rngs):
     self.heads, self.head_dim, self.rope_base = model.heads, model.head_dim, model.rope_base
+    self.implementation = model.get("attention", "dense")
+    if self.implementation not in ATTENTION_IMPLEMENTATIONS:
+      raise ValueError(f"unknown attention {self.implementation!r}; known: {ATTENTION_IMPLEMENTATIONS}")
+    self.chunk = model.get("attention_chunk", 512)
     inner = model.heads * model.head_dim
     self.query = _dense(model.width, inner, ("embed", "heads"), model, rngs)
     self.key = _dense(model.width, inner, ("embed", "heads"), model, rngs)
@@ -106,6 +162,12 @@ class Attention(nnx.Module):
     q = rope(split(self.query(x)), positions, self.rope_base)
     k = rope(split(self.key(x)), positions, self.rope_base)
     return q, k, split(self.value(x))
+
+  def attend_chunked(self, q, k, v, positions, prefix_length, key_valid) -> jax.Array:
+    """As `attend` over a whole sequence (no cache), with `chunked_attention`."""
+    out = chunked_attention(q.transpose(0, 2, 1, 3), k, v, positions, prefix_length, key_valid, self.chunk)
+    out = out.transpose(0, 2, 1, 3)
+    return self.out(out.reshape(*out.shape[:2], -1))
 
   def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
     """q `[B, Q, H, D]`, k/v `[B, H, K, D]` (heads-major, as cached), mask `[B, Q, K]` -> `[B, Q, W]`."""
@@ -152,6 +214,10 @@ class Block(nnx.Module):
     [B, L]` (optional) hides keys. Returns `(x, cache)`."""
     q, k, v = self.attention.project(self.attention_norm(x), positions)
     k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, H, S, D]
+    if cache is None and self.attention.implementation == "chunked":
+      attended = self.attention.attend_chunked(q, k, v, positions, prefix_length, key_valid)
+      x = sharding.logical_constraint(x + attended, ACTIVATION_AXES)
+      return sharding.logical_constraint(x + self.mlp(self.mlp_norm(x)), ACTIVATION_AXES), cache
     if cache is not None:
       cache = cache.write(layer, cache_index, k, v)
       k, v = cache.layer(layer)
