@@ -51,6 +51,23 @@ def test_kv_cache_decoding_equals_recomputation():
     np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, rtol=1e-4, atol=1e-4)
 
 
+def test_a_bfloat16_model_decodes_from_a_bfloat16_cache_matching_its_forward_pass():
+  config = small_model_config()
+  config.dtype = "bfloat16"
+  model = Transformer(config, rngs=nnx.Rngs(0))
+  tokens, prefix = _tokens(length=10, seed=1), jnp.array([4, 4])
+  full = model(tokens, prefix).astype(jnp.float32)
+  cache = model.init_cache(2, 16)
+  assert cache.layer(0)[0].dtype == jnp.bfloat16
+  logits, cache = model.extend(tokens[:, :4], 0, prefix, cache)
+  steps = [logits]
+  for i in range(4, 10):
+    logits, cache = model.extend(tokens[:, i : i + 1], i, prefix, cache)
+    steps.append(logits)
+  # bf16 has 8 mantissa bits: logits of unit scale agree to a few hundredths.
+  np.testing.assert_allclose(jnp.concatenate(steps, axis=1).astype(jnp.float32), full, atol=0.05)
+
+
 def test_rope_is_relative():
   q = jax.random.normal(jax.random.key(2), (1, 1, 1, 8))
   k = jax.random.normal(jax.random.key(3), (1, 1, 1, 8))

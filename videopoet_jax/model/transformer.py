@@ -337,8 +337,10 @@ class Transformer(nnx.Module):
     unchunk = lambda a: a.swapaxes(0, 1).reshape(b, s)[:, : targets.shape[1]]
     return unchunk(nll), unchunk(correct)
 
-  def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> KVCache:
-    """Empty key/value cache: per layer k and v `[batch, heads, max_length, head_dim]`."""
+  def init_cache(self, batch: int, max_length: int, dtype=None) -> KVCache:
+    """Empty key/value cache: per layer k and v `[batch, heads, max_length, head_dim]`, in the model's
+    compute dtype unless `dtype` says otherwise (bf16 on accelerators: half the cache memory)."""
+    dtype = jnp.dtype(self.model.dtype) if dtype is None else dtype
     return KVCache.zeros(len(self.blocks), batch, max_length, self.model.heads, self.model.head_dim, dtype)
 
   def extend(
