@@ -261,7 +261,8 @@ def test_wrong_checkpoints_and_untrained_tasks_are_refused(bundle, media_files, 
     "audio_tokenizer"
   )  # 4 x 1024 ids, not 3 x 16
   with pytest.raises(SystemExit, match="tokenizers do not fit"):
-    _run(bundle, "--task=video_to_audio", f"--video={media_files['video']}", out, bundled_audio)
+    wav = f"--output={tmp_path / 'x.wav'}"
+    _run(bundle, "--task=video_to_audio", f"--video={media_files['video']}", wav, bundled_audio)
 
 
 def test_a_long_prompt_is_cut_with_a_note(bundle, tmp_path, capsys):
