@@ -142,6 +142,25 @@ def test_nonfinite_steps_are_skipped_and_stop_the_run_keeping_the_last_good_chec
   assert int(after.nonfinite_in_a_row) == 0 and int(after.nonfinite_total) == 1
 
 
+def test_a_stop_signal_saves_the_step_it_stops_at(tiny_lm_config, tmp_path):
+  """A SIGTERM that arrives while step 5 is logged (after that step's save decision) stops the run after
+  step 6, which is saved."""
+  config = tiny_lm_config
+  config.train.steps, config.train.checkpoint_every, config.train.log_every = 20, 100, 5
+  trainer = lm.Trainer(config)
+  summarize = trainer.summarize
+
+  def summarize_then_signal(window):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return summarize(window)
+
+  trainer.summarize = summarize_then_signal
+  batches = lambda start: (trainer.batches.batch(step) for step in range(start + 1, config.train.steps + 1))
+  state = loop.fit(trainer, str(tmp_path), batches)
+  assert int(state.step) == 6
+  assert checkpoints.make_manager(str(tmp_path), 3).latest_step() == 6
+
+
 def test_token_shards_that_do_not_fit_the_config_are_refused(tiny_lm_config):
   config = tiny_lm_config
   config.vocab.video_bits = 5

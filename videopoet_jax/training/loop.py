@@ -82,8 +82,11 @@ def fit(trainer, workdir: str, make_batches: Callable[[int], Iterator[np.ndarray
       state, metrics = trainer.step_fn(state, trainer.put_batch(next(batches)))
       window.append(metrics)
       unchecked.append((step, metrics.get(NONFINITE)))
+      # A signal is acted on at one point: read once here, so a step that stops is also saved (one that
+      # arrives later in this step is acted on after the next one).
+      stopping = stop["signal"]
       logs = step % config.train.log_every == 0 or step == total
-      saves = step % config.train.checkpoint_every == 0 or step == total or stop["signal"]
+      saves = step % config.train.checkpoint_every == 0 or step == total or stopping
       evaluates = eval_every and (step % eval_every == 0 or step == total)
       if logs or saves or evaluates:
         in_a_row = _check_finite(unchecked, in_a_row, config.train.max_nonfinite_steps, workdir)
@@ -99,8 +102,8 @@ def fit(trainer, workdir: str, make_batches: Callable[[int], Iterator[np.ndarray
         pretrained.export(export_dir, trainer.export_params(state), config)
         if hasattr(trainer, "export_assets") and distributed.is_primary():
           trainer.export_assets(export_dir)
-      if stop["signal"]:
-        logging.warning("signal %d: saved step %d, stopping", stop["signal"], step)
+      if stopping:
+        logging.warning("signal %d: saved step %d, stopping", stopping, step)
         break
   finally:
     manager.wait_until_finished()
