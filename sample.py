@@ -72,6 +72,7 @@ def paths(n: int) -> list[str]:
 
 
 def output_extensions(task: str) -> tuple[str, ...]:
+  """The file endings `task`'s --output may have (the first is the usual one)."""
   if task == "text_to_image":
     return media.IMAGE_OUTPUTS
   return media.AUDIO_OUTPUTS if task in ("video_to_audio", "text_to_audio") else media.VIDEO_OUTPUTS
