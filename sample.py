@@ -90,14 +90,11 @@ def check_flags() -> None:
     raise ValueError("give --box or --mask, not both")
   if FLAGS.box and (len(FLAGS.box) != 4 or not all(v.strip().lstrip("-").isdigit() for v in FLAGS.box)):
     raise ValueError(f"--box={','.join(FLAGS.box)}: give four whole numbers x0,y0,x1,y1")
-  if FLAGS.num_samples < 1:
-    raise ValueError(f"--num_samples={FLAGS.num_samples}: must be >= 1")
+  cli_errors.check_at_least(num_samples=1, display_size=1)
   if FLAGS.seconds is not None and not FLAGS.seconds > 0:
     raise ValueError(f"--seconds={FLAGS.seconds:g}: must be > 0")
   if FLAGS.task == "extend" and FLAGS.seconds is None:
     raise ValueError("--task=extend needs --seconds > 0 (the seconds to add)")
-  if FLAGS.display_size is not None and FLAGS.display_size < 1:
-    raise ValueError(f"--display_size={FLAGS.display_size}: must be >= 1")
   cli.check_sampling_flags()
   for name in ("image", "video", "mask"):
     if FLAGS[name].value:

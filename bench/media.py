@@ -5,15 +5,14 @@ to --out).
 
 A synthetic clip (a moving gradient, `--frames` frames of `--size` x `--size` at 24 fps, with a second of
 sound per second of video) is written and read back: frames/s of write_video (mp4), write_video_with_audio
-(mp4 + AAC), read_video, and samples/s of read_audio_track, medians of `--repeats` runs. Also whether the
-process forked: processes started system-wide while timing (the JAX process must never fork).
+(mp4 + AAC), read_video, and samples/s of read_audio_track, medians of `--repeats` runs after a warm-up
+(bench_common.timed); the mp4's size and its round-trip PSNR. (That media I/O never forks is a test:
+tests/test_sample.py.)
 """
 
 import os
 import platform
-import statistics
 import tempfile
-import time
 
 import bench_common
 import numpy as np
@@ -39,25 +38,15 @@ def synthetic_clip(frames: int, size: int) -> tuple[np.ndarray, np.ndarray]:
   return video, (0.3 * np.sin(2 * np.pi * 440 * seconds)).astype(np.float32)
 
 
-def _median_seconds(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def main(_):
   video, wave = synthetic_clip(FLAGS.frames, FLAGS.size)
   with tempfile.TemporaryDirectory() as tmp:
     silent, with_sound = os.path.join(tmp, "silent.mp4"), os.path.join(tmp, "sound.mp4")
-    write_s = _median_seconds(lambda: media.write_video(silent, video, FPS), FLAGS.repeats)
-    mux_s = _median_seconds(
-      lambda: media.write_video_with_audio(with_sound, video, FPS, wave, SAMPLE_RATE), FLAGS.repeats
-    )
-    read_s = _median_seconds(lambda: media.read_video(with_sound), FLAGS.repeats)
-    audio_s = _median_seconds(lambda: media.read_audio_track(with_sound, SAMPLE_RATE), FLAGS.repeats)
+    write_s = bench_common.timed(lambda: media.write_video(silent, video, FPS), FLAGS.repeats)[0]
+    mux = lambda: media.write_video_with_audio(with_sound, video, FPS, wave, SAMPLE_RATE)
+    mux_s = bench_common.timed(mux, FLAGS.repeats)[0]
+    read_s = bench_common.timed(lambda: media.read_video(with_sound), FLAGS.repeats)[0]
+    audio_s = bench_common.timed(lambda: media.read_audio_track(with_sound, SAMPLE_RATE), FLAGS.repeats)[0]
     decoded = media.read_video(with_sound)
     mp4_kb = os.path.getsize(silent) / 1024
   psnr = 10 * np.log10(255.0**2 / np.mean((decoded.frames.astype(np.float64) - video) ** 2))

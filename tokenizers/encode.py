@@ -147,13 +147,11 @@ def main(argv):
   quiet_unless_verbose()
   if not FLAGS.dataset or not FLAGS.out:
     cli_errors.exit_with("--dataset and --out are required")
-  for name, least in (("batch_size", 1), ("examples_per_shard", 1), ("max_examples", 0)):
-    if FLAGS[name].value < least:
-      cli_errors.exit_with(f"--{name}={FLAGS[name].value}: must be >= {least}")
   unknown = set(FLAGS.streams) - set(STREAMS)
   if unknown:
     cli_errors.exit_with(f"unknown streams {sorted(unknown)}; known: {STREAMS}")
   try:
+    cli_errors.check_at_least(batch_size=1, examples_per_shard=1, max_examples=0)
     builder = datasets.make_builder(FLAGS.dataset, FLAGS.data_dir)
     builder.download_and_prepare()
     sources = builder.as_data_source()

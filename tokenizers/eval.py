@@ -141,9 +141,7 @@ def check_flags() -> None:
     media.check_writable(FLAGS.output, media.VIDEO_OUTPUTS if FLAGS.video else media.AUDIO_OUTPUTS)
   if FLAGS.spectrogram:
     media.check_writable(FLAGS.spectrogram, (".png",))
-  for name, least in (("batch_size", 1), ("display_size", 1), ("output_clips", 0), ("levels", 0)):
-    if FLAGS[name].value < least:
-      raise ValueError(f"--{name}={FLAGS[name].value}: must be >= {least}")
+  cli_errors.check_at_least(batch_size=1, display_size=1, output_clips=0, levels=0)
 
 
 def main(argv):

@@ -24,6 +24,15 @@ def one_line(error: Exception | str) -> str:
   return line
 
 
+def check_at_least(**minimums: int) -> None:
+  """ValueError (one line) for the first integer flag below its minimum, e.g. `check_at_least(num=1)`;
+  a flag left unset (None) is not checked."""
+  for name, least in minimums.items():
+    value = flags.FLAGS[name].value
+    if value is not None and value < least:
+      raise ValueError(f"--{name}={value}: must be >= {least}")
+
+
 def exit_with(error: Exception | str) -> None:
   """Prints `one_line(error)` to stderr and exits with status 1."""
   sys.exit(one_line(error))

@@ -84,20 +84,29 @@ def to_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.to_json())
 
 
+def _diff(saved: Any, current: Any, path: str, skip: tuple[str, ...]) -> list[str]:
+  """`key: saved -> current` for every leaf under `path` that differs, skipping the keys (or whole
+  sections) named in `skip`."""
+  if path in skip:
+    return []
+  if isinstance(saved, dict) and isinstance(current, dict):
+    return [
+      line
+      for key in sorted(set(saved) | set(current))
+      for line in _diff(
+        saved.get(key, "<missing>"), current.get(key, "<missing>"), f"{path}.{key}" if path else key, skip
+      )
+    ]
+  return [] if saved == current else [f"{path}: {saved!r} -> {current!r}"]
+
+
 def architecture_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
   """Lists `key: saved -> current` for every architecture value that differs."""
-  diffs = []
-
-  def walk(a: Any, b: Any, path: str) -> None:
-    if isinstance(a, dict) and isinstance(b, dict):
-      for key in sorted(set(a) | set(b)):
-        walk(a.get(key, "<missing>"), b.get(key, "<missing>"), f"{path}.{key}" if path else key)
-    elif a != b and path not in COMPUTE_ONLY_KEYS:
-      diffs.append(f"{path}: {a!r} -> {b!r}")
-
-  for section in ARCHITECTURE_SECTIONS:
-    walk(saved.get(section, {}), current.get(section, {}), section)
-  return diffs
+  return [
+    line
+    for section in ARCHITECTURE_SECTIONS
+    for line in _diff(saved.get(section, {}), current.get(section, {}), section, COMPUTE_ONLY_KEYS)
+  ]
 
 
 # Config keys (or whole sections) that change how a run is logged, saved or laid out, not what it computes:
@@ -121,19 +130,7 @@ def run_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
   """Lists `key: saved -> current` for every config value outside RUN_NEUTRAL_KEYS that differs: what a
   resumed run would do differently from the run that wrote its checkpoints (seed, data, mixture, steps,
   batch, optimizer, schedule, architecture)."""
-  diffs = []
-
-  def walk(a: Any, b: Any, path: str) -> None:
-    if path in RUN_NEUTRAL_KEYS:
-      return
-    if isinstance(a, dict) and isinstance(b, dict):
-      for key in sorted(set(a) | set(b)):
-        walk(a.get(key, "<missing>"), b.get(key, "<missing>"), f"{path}.{key}" if path else key)
-    elif a != b:
-      diffs.append(f"{path}: {a!r} -> {b!r}")
-
-  walk(saved, current, "")
-  return diffs
+  return _diff(saved, current, "", RUN_NEUTRAL_KEYS)
 
 
 def check_architecture(saved: dict[str, Any], current: dict[str, Any], where: str) -> None:

@@ -54,9 +54,8 @@ def main(argv):
   quiet_unless_verbose()
   if not FLAGS.dataset or not FLAGS.out:
     cli_errors.exit_with("--dataset and --out are required")
-  if FLAGS.num < 1:
-    cli_errors.exit_with(f"--num={FLAGS.num}: must be >= 1")
   try:
+    cli_errors.check_at_least(num=1)
     builder, source = datasets.prepared_source(FLAGS.dataset, FLAGS.split, FLAGS.data_dir)
   except cli_errors.BAD_INPUT as e:
     cli_errors.exit_with(e)

@@ -36,9 +36,7 @@ def main(argv):
   if unknown:
     cli_errors.exit_with(f"unknown tasks {unknown}; known: all, {', '.join(lm_tasks.TASKS)}")
   try:
-    for name in ("num", "batch_size"):
-      if FLAGS[name].value < 1:
-        raise ValueError(f"--{name}={FLAGS[name].value}: must be >= 1")
+    cli_errors.check_at_least(num=1, batch_size=1)
     cli.check_sampling_flags()
     media.check_writable(FLAGS.out, (".json",))
     gen = cli.load_generator()
