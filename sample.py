@@ -23,34 +23,12 @@ import tqdm
 from absl import app, flags
 
 from videopoet_jax import cli_errors
-from videopoet_jax.data import media, structure
-from videopoet_jax.decoding import cli, inputs
+from videopoet_jax.data import media
+from videopoet_jax.decoding import cli, inputs, user_tasks
 from videopoet_jax.decoding.generator import Generator
 from videopoet_jax.training.progress import quiet_unless_verbose
 
-TASKS = (
-  "text_to_video",
-  "text_to_image",
-  "image_to_video",
-  "extend",
-  "inpaint",
-  "outpaint",
-  "stylize",
-  "video_to_audio",
-  "text_to_audio",
-)
-NEEDS = {  # task -> flags it requires
-  "text_to_video": ("prompt",),
-  "text_to_image": ("prompt",),
-  "image_to_video": ("image",),
-  "extend": ("video",),
-  "inpaint": ("video",),
-  "outpaint": ("video",),
-  "stylize": ("video", "prompt"),
-  "video_to_audio": ("video",),
-  "text_to_audio": ("prompt",),
-}
-flags.DEFINE_enum("task", None, TASKS, "What to generate.", required=True)
+flags.DEFINE_enum("task", None, user_tasks.NAMES, "What to generate.", required=True)
 flags.DEFINE_string("output", None, "Where to write the result (.mp4, .gif, .png or .wav).", required=True)
 flags.DEFINE_string("prompt", None, "Text prompt.")
 flags.DEFINE_string("negative_prompt", None, "Prompt of the guidance's unconditional branch.")
@@ -73,15 +51,14 @@ def paths(n: int) -> list[str]:
 
 def output_extensions(task: str) -> tuple[str, ...]:
   """The file endings `task`'s --output may have (the first is the usual one)."""
-  if task == "text_to_image":
-    return media.IMAGE_OUTPUTS
-  return media.AUDIO_OUTPUTS if task in ("video_to_audio", "text_to_audio") else media.VIDEO_OUTPUTS
+  kind = user_tasks.get(task).output
+  return {"image": media.IMAGE_OUTPUTS, "audio": media.AUDIO_OUTPUTS, "video": media.VIDEO_OUTPUTS}[kind]
 
 
 def check_flags() -> None:
   """Raises ValueError / MediaError (one line) for any flag that would fail later: missing or unreadable
   inputs, an output that cannot be written, numbers out of range. Runs before the model loads."""
-  missing = [f"--{name}" for name in NEEDS[FLAGS.task] if not FLAGS[name].value]
+  missing = [f"--{name}" for name in user_tasks.get(FLAGS.task).needs if not FLAGS[name].value]
   if missing:
     raise ValueError(f"--task={FLAGS.task} needs {' and '.join(missing)}")
   if FLAGS.prompt is not None and not FLAGS.prompt.strip():
@@ -93,8 +70,6 @@ def check_flags() -> None:
   cli_errors.check_at_least(num_samples=1, display_size=1)
   if FLAGS.seconds is not None and not FLAGS.seconds > 0:
     raise ValueError(f"--seconds={FLAGS.seconds:g}: must be > 0")
-  if FLAGS.task == "extend" and FLAGS.seconds is None:
-    raise ValueError("--task=extend needs --seconds > 0 (the seconds to add)")
   cli.check_sampling_flags()
   for name in ("image", "video", "mask"):
     if FLAGS[name].value:
@@ -122,45 +97,28 @@ def note(prepared: inputs.Prepared, what: str) -> inputs.Prepared:
   return prepared
 
 
-def run(gen: Generator) -> list[tuple[np.ndarray, np.ndarray | None]]:
-  """Runs --task; returns per sample `(frames [T, S, S, 3] uint8 or image, wave [N] or None)`."""
-  task, n, seed = FLAGS.task, FLAGS.num_samples, FLAGS.seed
-  settings = cli.sampling(gen.default_sampling)
-  prompts = [FLAGS.prompt] * n
-  read_video = lambda **kw: note(inputs.read_clip(FLAGS.video, gen.size, gen.fps, **kw), FLAGS.video)
-  if task in ("text_to_video", "text_to_audio"):
-    clips = gen.text_to_video(prompts, settings, seed, FLAGS.negative_prompt)
-    extra = (FLAGS.seconds or 0) - gen.frames / gen.fps if task == "text_to_video" else 0
-    if extra > 0:
-      clips = gen.extend(clips, extra, prompts, settings, seed + 1, progress=round_progress)
-    if task == "text_to_audio":
-      return list(zip(clips, gen.video_to_audio(clips, settings, seed), strict=True))
-    return [(c, None) for c in clips]
-  if task == "text_to_image":
-    return [(i, None) for i in gen.text_to_image(prompts, settings, seed, FLAGS.negative_prompt)]
-  if task == "image_to_video":
-    image = note(inputs.read_image(FLAGS.image, gen.size), FLAGS.image).frames
-    return [(c, None) for c in gen.image_to_video(np.repeat(image, n, 0), prompts, settings, seed)]
-  if task == "extend":
-    clip = read_video(min_frames=gen.context_frames).frames
-    out = gen.extend(np.repeat(clip[None], n, 0), FLAGS.seconds, prompts, settings, seed, round_progress)
-    return [(c, None) for c in out]
-  prepared = read_video(frames=gen.frames)
-  clips = np.repeat(prepared.frames[None], n, 0)
-  if task in ("inpaint", "outpaint"):
+def request(gen: Generator) -> user_tasks.Request:
+  """The --task's inputs read from the flags' files and brought to the model's clip format."""
+  n, task = FLAGS.num_samples, user_tasks.get(FLAGS.task)
+  req = user_tasks.Request(
+    prompts=[FLAGS.prompt] * n,
+    sampling=cli.sampling(gen.default_sampling),
+    seed=FLAGS.seed,
+    negative_prompt=FLAGS.negative_prompt,
+    seconds=FLAGS.seconds,
+    progress=round_progress,
+  )
+  if FLAGS.image:
+    req.image = np.repeat(note(inputs.read_image(FLAGS.image, gen.size), FLAGS.image).frames, n, 0)
+  if FLAGS.video:
+    length = {"min_frames": gen.context_frames} if task.whole_video else {"frames": gen.frames}
+    prepared = note(inputs.read_clip(FLAGS.video, gen.size, gen.fps, **length), FLAGS.video)
+    req.video = np.repeat(prepared.frames[None], n, 0)
     if FLAGS.mask:
-      region = inputs.read_mask(FLAGS.mask, prepared, gen.size)
+      req.region = inputs.read_mask(FLAGS.mask, prepared, gen.size)
     elif FLAGS.box:
-      region = inputs.box_mask(tuple(int(v) for v in FLAGS.box), prepared, gen.size)
-    else:
-      region = inputs.default_mask(gen.size)
-    return [(c, None) for c in gen.paint(task, clips, region, prompts, settings, seed)]
-  if task == "stylize":
-    guide = structure.structure_video(
-      structure.farneback_flow(prepared.frames), structure.edge_map(prepared.frames)
-    )
-    return [(c, None) for c in gen.stylize(np.repeat(guide[None], n, 0), prompts, settings, seed)]
-  return list(zip(clips, gen.video_to_audio(clips, settings, seed), strict=True))  # video_to_audio
+      req.region = inputs.box_mask(tuple(int(v) for v in FLAGS.box), prepared, gen.size)
+  return req
 
 
 def round_progress(done: int, total: int) -> None:
@@ -194,7 +152,7 @@ def main(argv):
     check_prompts(gen)
     if sys.stderr.isatty():
       gen.progress = lambda total: tqdm.tqdm(total=total, desc=FLAGS.task, unit="tok", file=sys.stderr)
-    written = write(run(gen), gen)
+    written = write(user_tasks.run(gen, FLAGS.task, request(gen)), gen)
   except cli_errors.BAD_INPUT as e:
     cli_errors.exit_with(e)
   print(f"wrote {', '.join(written)} in {time.time() - start:.1f} s")

@@ -38,7 +38,10 @@ setuptools.setup(
     "tqdm>=4.66",
   ],
   extras_require={
-    "test": ["pytest>=8", "ruff>=0.6"],
+    # The web page (python -m videopoet_jax.app) and its API client.
+    "app": ["gradio>=5", "gradio_client>=1"],
+    # The tests drive the page too: in headless Chromium (the system's package) through Selenium.
+    "test": ["pytest>=8", "ruff>=0.6", "gradio>=5", "gradio_client>=1", "selenium>=4.20"],
     # Only for bench/decode.py's comparison with Hugging Face GPT-2 (B3); never needed to run or test.
     "bench": ["torch>=2.2", "transformers>=4.40"],
   },

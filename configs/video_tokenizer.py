@@ -13,6 +13,8 @@ Variants:
             previous latent frame's codes.
   shapes -- the tokenizer of the procedural world the bundled LM learns: the bundled general tokenizer
             fine-tuned on shapes_world only, 1,500 steps.
+  world  -- a tokenizer made for that world, from scratch on shapes_world: every conv at the 8x8 id grid,
+            the encoder one patch per id (a flat background gets one id wherever it is).
   faithful64 -- the paper's layer pattern at 64x64 with 32 base channels (full 3x3x3 convs at full
                 resolution; ~50 s/step at batch 8 on that CPU), for accelerators.
   paper  -- MAGVIT-v2 as in the paper (17x128x128 -> 5x16x16, 18 bits, 128 base channels, mults 1,2,2,4,
@@ -70,6 +72,13 @@ def get_config(arg=None):
   config.model.decoder_previous_codes = False
   # GroupNorm groups (clipped to divide the channel count).
   config.model.norm_groups = 32
+  # "zeros" or "edge" (replicate the border) spatial padding; "group" (per-frame GroupNorm) or "channel"
+  # (per-position) norms. edge + channel make the model spatially local: a flat region gets one code.
+  config.model.spatial_padding = "zeros"
+  config.model.norm = "group"
+  # Spatial kernel of the encoder's convs (3 = paper). 1: each id sees only its own patch (and its past),
+  # so a flat region gets one id however near an object is.
+  config.model.encoder_spatial_kernel = 3
   # Bits per token: the codebook has 2**code_bits entries.
   config.model.code_bits = 18
   # Bits per entropy sub-group: the entropy costs code_bits/group * 2**group instead of 2**code_bits.
@@ -127,7 +136,7 @@ def get_config(arg=None):
     config.model.code_bits = 12
     config.model.entropy_group_bits = 6
     config.train.batch_size = 8
-  elif arg.variant in ("demo", "shapes"):
+  elif arg.variant in ("demo", "shapes", "world"):
     config.model.patch_size = 4
     config.model.base_channels = 32
     config.model.channel_multipliers = (1, 2, 4)
@@ -171,6 +180,25 @@ def get_config(arg=None):
       config.train.init_from = "videopoet_jax/assets/video_tokenizer"
       config.train.learning_rate = 5e-4
       config.train.steps = 1500
+    elif arg.variant == "world":
+      # A tokenizer made for the procedural world, trained from scratch on shapes_world only: every conv at
+      # the 8x8 id grid (8x8 space-to-depth stem, time halved twice); the encoder sees one patch per id
+      # (per-position norms, spatial kernel 1), so a flat background gets one id wherever it is.
+      config.data.procedural_fraction = 1.0
+      config.data.photo_fraction = 0.0
+      config.data.video_dir = config.data.photo_dir = ""
+      config.model.patch_size = 8
+      config.model.base_channels = 48
+      config.model.channel_multipliers = (1, 2, 2)
+      config.model.spatial_downsample = (False, False)
+      config.model.spatial_padding = "edge"
+      config.model.norm = "channel"
+      config.model.encoder_spatial_kernel = 1
+      config.model.decoder_previous_codes = False
+      config.loss.entropy_boost = 1.0
+      config.train.batch_size = 8
+      config.train.steps = 3000
+      config.train.checkpoint_every = 250
   elif arg.variant == "tiny":
     config.data.frames = 5
     config.data.size = 16
@@ -198,6 +226,6 @@ def get_config(arg=None):
     config.train.checkpoint_every = 10
   else:
     raise ValueError(
-      f"unknown video tokenizer variant {arg.variant!r}: tiny | demo | shapes | faithful64 | paper"
+      f"unknown video tokenizer variant {arg.variant!r}: tiny | demo | shapes | world | faithful64 | paper"
     )
   return config

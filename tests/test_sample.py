@@ -13,7 +13,7 @@ from PIL import Image
 
 from videopoet_jax import cli_errors
 from videopoet_jax.data import media
-from videopoet_jax.decoding import cli, sampler
+from videopoet_jax.decoding import cli, sampler, user_tasks
 from videopoet_jax.decoding.generator import Generator, Sampling, settings_for, write_sampling
 from videopoet_jax.decoding.schedule import schedule_from_segments
 from videopoet_jax.tasks import registry, sequence
@@ -111,6 +111,14 @@ def test_every_task_writes_its_outputs(task, bundle, media_files, tmp_path, caps
       assert _frames(str(path).replace(".wav", ".mp4")).shape[:2] == (frames, SIZE)
     else:
       assert _frames(path).shape == (frames, SIZE, SIZE, 3)
+
+
+def test_one_task_table_names_every_task_and_its_missing_inputs():
+  assert set(CASES) == set(user_tasks.NAMES)  # sample.py's --task choices are the table's
+  request = user_tasks.Request(prompts=[" "], sampling=GREEDY, seconds=0.0)
+  with pytest.raises(ValueError, match="^stylize needs video and prompt$"):
+    user_tasks.run(None, "stylize", request)  # refused before any model call
+  assert user_tasks.missing_inputs("extend", request) == ["video", "seconds"]
 
 
 def test_generation_is_deterministic_under_a_seed(generator):

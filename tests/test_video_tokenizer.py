@@ -34,7 +34,7 @@ def _video(config, key=0, batch=2, frames=None):
   )
 
 
-@pytest.mark.parametrize("variant", ["tiny", "demo", "faithful64", "paper"])
+@pytest.mark.parametrize("variant", ["tiny", "demo", "shapes", "world", "faithful64", "paper"])
 def test_geometry_of_every_variant(variant):
   from conftest import load_config
 
@@ -45,6 +45,26 @@ def test_geometry_of_every_variant(variant):
   t, h, w = geometry.latent_shape(config.data.frames, config.data.size, config.data.size)
   assert geometry.video_shape(t, h, w) == (config.data.frames, config.data.size, config.data.size)
   assert geometry.latent_shape(1, 64, 64) == (1, 8, 8)
+
+
+def test_a_local_encoder_gives_a_flat_region_one_id_and_keeps_changes_in_their_patch(tiny_video_config):
+  model_config = tiny_video_config.model.copy_and_resolve_references()
+  model_config.update(
+    patch_size=8, spatial_downsample=(False, False), spatial_padding="edge", norm="channel",
+    encoder_spatial_kernel=1,
+  )  # fmt: skip
+  model = VideoTokenizer(model_config, rngs=nnx.Rngs(0))
+  flat = jnp.full((1, 9, 16, 16, 3), 0.3)
+  z = model.encode_latents(flat)
+  np.testing.assert_allclose(z, jnp.broadcast_to(z[:, :, :1, :1], z.shape), atol=1e-6)
+  changed = model.encode_latents(flat.at[:, 6, 9:12, 2:5].set(-0.8))  # frame 6 (latent 2), patch (1, 0)
+  moved = np.abs(np.asarray(changed - z)).max(axis=-1)[0] > 1e-6  # [t, h, w]
+  expected = np.zeros((3, 2, 2), bool)
+  expected[2, 1, 0] = True
+  np.testing.assert_array_equal(moved, expected)
+  model_config.spatial_downsample = (True, False)
+  with pytest.raises(ValueError, match="skip pixels"):
+    VideoTokenizer(model_config, rngs=nnx.Rngs(0))
 
 
 def test_encode_decode_shapes(tokenizer, tiny_video_config):

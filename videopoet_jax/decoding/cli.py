@@ -3,12 +3,11 @@
 Importing this module defines them once: the model to load and the sampling controls.
 """
 
-import dataclasses
 import math
 
 from absl import flags
 
-from videopoet_jax.decoding.generator import Generator, Sampling
+from videopoet_jax.decoding.generator import Generator, Sampling, override_sampling
 
 flags.DEFINE_string("checkpoint", None, "LM export folder or training workdir (default: the bundled model).")
 flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: bundled).")
@@ -33,20 +32,14 @@ def sampling(defaults: dict[str, Sampling]) -> dict[str, Sampling]:
 
   --temperature / --top_k / --top_p / --guidance_scale set both modalities; --audio_temperature and
   --audio_guidance_scale override the audio ones."""
-  shared = {
-    "temperature": FLAGS.temperature,
-    "top_k": FLAGS.top_k,
-    "top_p": FLAGS.top_p,
-    "guidance_scale": FLAGS.guidance_scale,
-  }
-  audio_only = {"temperature": FLAGS.audio_temperature, "guidance_scale": FLAGS.audio_guidance_scale}
-  given = {k: v for k, v in shared.items() if v is not None}
-  return {
-    "video": dataclasses.replace(defaults["video"], **given),
-    "audio": dataclasses.replace(
-      defaults["audio"], **given, **{k: v for k, v in audio_only.items() if v is not None}
-    ),
-  }
+  return override_sampling(
+    defaults,
+    audio={"temperature": FLAGS.audio_temperature, "guidance_scale": FLAGS.audio_guidance_scale},
+    temperature=FLAGS.temperature,
+    top_k=FLAGS.top_k,
+    top_p=FLAGS.top_p,
+    guidance_scale=FLAGS.guidance_scale,
+  )
 
 
 def check_sampling_flags() -> None:

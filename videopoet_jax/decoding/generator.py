@@ -67,6 +67,19 @@ def write_sampling(folder: str, sampling: dict[str, Sampling]) -> None:
     json.dump({kind: dataclasses.asdict(s) for kind, s in sampling.items()}, f, indent=1)
 
 
+def override_sampling(
+  defaults: dict[str, Sampling], audio: dict | None = None, **shared: float | int | None
+) -> dict[str, Sampling]:
+  """`defaults` (`{"video": Sampling, "audio": Sampling}`) with the controls given (not None): `shared`
+  (temperature, top_k, top_p, guidance_scale) set both modalities, `audio` then overrides the audio ones."""
+  given = {k: v for k, v in shared.items() if v is not None}
+  audio_given = {k: v for k, v in (audio or {}).items() if v is not None}
+  return {
+    "video": dataclasses.replace(defaults["video"], **given),
+    "audio": dataclasses.replace(defaults["audio"], **given | audio_given),
+  }
+
+
 def settings_for(sampling: dict[str, Sampling]) -> SamplingSettings:
   """Per-kind `SamplingSettings` from `{"video": Sampling, "audio": Sampling}` (missing kinds: defaults)."""
   chosen = [sampling.get(kind, Sampling()) for kind in KINDS]

@@ -15,7 +15,7 @@ import numpy as np
 
 from videopoet_jax.data import conditioning, shapes_world_dataset
 from videopoet_jax.data import shapes_world as world
-from videopoet_jax.decoding import inputs
+from videopoet_jax.decoding import user_tasks
 from videopoet_jax.decoding.generator import Generator, Sampling
 from videopoet_jax.eval import shapes_scores
 
@@ -41,28 +41,25 @@ def split_examples(num: int, withheld: bool = False, split: str = "test") -> lis
 
 
 def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, seed: int) -> list[np.ndarray]:
-  """Generates `task`'s output for each example: videos `[T, S, S, 3]` uint8, images `[S, S, 3]`, or
+  """Generates `task`'s output for each example through the user-task table (`text_to_video_withheld` is
+  text_to_video on the withheld combinations): videos `[T, S, S, 3]` uint8, images `[S, S, 3]`, or
   soundtracks `[N]` float32."""
-  prompts = [e["caption"] for e in examples]
-  clips = np.stack([e["video"] for e in examples])
-  if task in ("text_to_video", "text_to_video_withheld"):
-    return list(gen.text_to_video(prompts, sampling, seed))
-  if task == "text_to_image":
-    return list(gen.text_to_image(prompts, sampling, seed))
-  if task == "image_to_video":
-    return list(gen.image_to_video(clips[:, 0], prompts, sampling, seed))
-  if task == "extend":
-    return list(gen.extend(clips, EXTEND_SECONDS, prompts, sampling, seed))
-  if task in ("inpaint", "outpaint"):
-    return list(gen.paint(task, clips, inputs.default_mask(gen.size), prompts, sampling, seed))
-  if task == "stylize":
-    structure = np.stack([conditioning.structure_clip(e) for e in examples])
-    return list(gen.stylize(structure, prompts, sampling, seed))
-  if task == "video_to_audio":
-    return list(gen.video_to_audio(clips, sampling, seed))
-  if task == "text_to_audio":
-    return list(gen.video_to_audio(gen.text_to_video(prompts, sampling, seed), sampling, seed + 1))
-  raise ValueError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)}")
+  if task not in TASKS:
+    raise ValueError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)}")
+  name = "text_to_video" if task == "text_to_video_withheld" else task
+  request = user_tasks.Request(
+    prompts=[e["caption"] for e in examples],
+    sampling=sampling,
+    seed=seed,
+    image=np.stack([e["video"][0] for e in examples]),
+    video=np.stack([e["video"] for e in examples]),
+    structure=np.stack([conditioning.structure_clip(e) for e in examples]) if name == "stylize" else None,
+    seconds=EXTEND_SECONDS if name == "extend" else None,
+  )
+  outputs = user_tasks.run(gen, name, request)
+  if user_tasks.get(name).output == "audio":
+    return [wave for _, wave in outputs]
+  return [frames for frames, _ in outputs]
 
 
 def evaluate(

@@ -3,6 +3,11 @@
 Layout everywhere is channels-last video: `[B, T, H, W, C]`. "Causal" means output frame t depends only
 on input frames <= t: time is padded with k_t - 1 zero frames in front and none behind, so frame 0 is
 encoded alone and a still image is a valid 1-frame video.
+
+Two options make a model spatially local and translation-equivariant, so that a flat region maps to the
+same code wherever it lies (few, stable ids for flat scenes): `spatial_padding="edge"` (replicate the
+border instead of zeros) and `norm="channel"` (normalize each position over its channels instead of
+GroupNorm's per-frame statistics, which let the whole frame shift every position's code).
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ def depth_to_space(x: jax.Array, temporal: int, spatial: int) -> jax.Array:
   return x[:, temporal - 1 :]
 
 
+# Config names of the spatial paddings -> jnp.pad modes.
+SPATIAL_PADDINGS = {"zeros": "constant", "edge": "edge"}
+NORMS = ("group", "channel")
+
+
 class CausalConv3d(nnx.Module):
   """3D conv, causal in time ("T-Causal Conv" of MAGVIT-v2), 'same' padding in space.
 
@@ -53,14 +63,22 @@ class CausalConv3d(nnx.Module):
     strides: tuple[int, int] = (1, 1),
     factorized: bool = False,
     use_bias: bool = True,
+    spatial_padding: str = "zeros",
+    spatial_kernel: int | None = None,
     *,
     rngs: nnx.Rngs,
   ):
-    """`strides` is (temporal, spatial)."""
+    """`strides` is (temporal, spatial); `spatial_padding` "zeros" or "edge" (replicate the border);
+    `spatial_kernel` the kernel's spatial size when it differs from its temporal `kernel_size` (1: the
+    conv mixes time and channels only)."""
+    if spatial_padding not in SPATIAL_PADDINGS:
+      raise ValueError(f"spatial_padding must be one of {tuple(SPATIAL_PADDINGS)}, got {spatial_padding!r}")
     self.kernel_size = kernel_size
+    self.spatial_kernel = kernel_size if spatial_kernel is None else spatial_kernel
+    self.pad_mode = SPATIAL_PADDINGS[spatial_padding]
     self.temporal_stride, self.spatial_stride = strides
     self.factorized = factorized and kernel_size > 1
-    k, st, ss = kernel_size, self.temporal_stride, self.spatial_stride
+    k, st, ss, sk = kernel_size, self.temporal_stride, self.spatial_stride, self.spatial_kernel
     if self.factorized:
       # The temporal conv runs at the smaller channel count: an upsampling conv that widens 8x would
       # otherwise spend most of its FLOPs mixing time at the wide end.
@@ -68,17 +86,17 @@ class CausalConv3d(nnx.Module):
       c_t = in_channels if self.time_first else out_channels
       # Spatial part as a 2D conv over frames folded into the batch: faster than a (1, k, k) 3D conv.
       self.spatial = nnx.Conv(
-        in_channels, out_channels, (k, k), (ss, ss), padding="VALID", use_bias=use_bias, rngs=rngs
+        in_channels, out_channels, (sk, sk), (ss, ss), padding="VALID", use_bias=use_bias, rngs=rngs
       )
       self.temporal = nnx.Conv(c_t, c_t, (k, 1, 1), (st, 1, 1), padding="VALID", use_bias=False, rngs=rngs)
     else:
       self.conv = nnx.Conv(
-        in_channels, out_channels, (k, k, k), (st, ss, ss), padding="VALID", use_bias=use_bias, rngs=rngs
+        in_channels, out_channels, (k, sk, sk), (st, ss, ss), padding="VALID", use_bias=use_bias, rngs=rngs
       )
 
   def _pad_space(self, x: jax.Array) -> jax.Array:
-    p = self.kernel_size // 2  # 'same': H -> H / spatial_stride for even H.
-    return jnp.pad(x, ((0, 0), (0, 0), (p, p), (p, p), (0, 0)))
+    p = self.spatial_kernel // 2  # 'same': H -> H / spatial_stride for even H.
+    return jnp.pad(x, ((0, 0), (0, 0), (p, p), (p, p), (0, 0)), mode=self.pad_mode)
 
   def _pad_time(self, x: jax.Array) -> jax.Array:
     return jnp.pad(x, ((0, 0), (self.kernel_size - 1, 0), (0, 0), (0, 0), (0, 0)))
@@ -113,6 +131,16 @@ class FrameGroupNorm(nnx.Module):
     return y.reshape(x.shape)
 
 
+def frame_norm(channels: int, groups: int, norm: str = "group", affine: bool = True, *, rngs: nnx.Rngs):
+  """A norm that keeps time causal: "group" (FrameGroupNorm, statistics over each frame) or "channel"
+  (LayerNorm over the channels of each position alone: spatially local)."""
+  if norm == "group":
+    return FrameGroupNorm(channels, groups, affine, rngs=rngs)
+  if norm == "channel":
+    return nnx.LayerNorm(channels, epsilon=1e-5, use_bias=affine, use_scale=affine, rngs=rngs)
+  raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
 def _divisor_at_most(n: int, limit: int) -> int:
   return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
@@ -120,11 +148,29 @@ def _divisor_at_most(n: int, limit: int) -> int:
 class ResBlock(nnx.Module):
   """GN + Swish -> conv X->Y -> GN + Swish -> conv Y->Y, plus a 1x1x1 shortcut when X != Y."""
 
-  def __init__(self, in_channels: int, out_channels: int, groups: int, factorized: bool, *, rngs: nnx.Rngs):
-    self.norm1 = FrameGroupNorm(in_channels, groups, rngs=rngs)
-    self.conv1 = CausalConv3d(in_channels, out_channels, factorized=factorized, use_bias=False, rngs=rngs)
-    self.norm2 = FrameGroupNorm(out_channels, groups, rngs=rngs)
-    self.conv2 = CausalConv3d(out_channels, out_channels, factorized=factorized, use_bias=False, rngs=rngs)
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    groups: int,
+    factorized: bool,
+    spatial_padding: str = "zeros",
+    norm: str = "group",
+    spatial_kernel: int = 3,
+    *,
+    rngs: nnx.Rngs,
+  ):
+    conv = dict(
+      factorized=factorized,
+      use_bias=False,
+      spatial_padding=spatial_padding,
+      spatial_kernel=spatial_kernel,
+      rngs=rngs,
+    )
+    self.norm1 = frame_norm(in_channels, groups, norm, rngs=rngs)
+    self.conv1 = CausalConv3d(in_channels, out_channels, **conv)
+    self.norm2 = frame_norm(out_channels, groups, norm, rngs=rngs)
+    self.conv2 = CausalConv3d(out_channels, out_channels, **conv)
     self.shortcut = (
       CausalConv3d(in_channels, out_channels, kernel_size=1, use_bias=False, rngs=rngs)
       if in_channels != out_channels
@@ -156,8 +202,8 @@ def resize_latent_nearest(q: jax.Array, frames: int, height: int, width: int) ->
 class AdaptiveGroupNorm(nnx.Module):
   """GN(affine=False)(x) * (1 + gamma(q)) + beta(q): the decoder's control by the quantized latent."""
 
-  def __init__(self, channels: int, code_dim: int, groups: int, *, rngs: nnx.Rngs):
-    self.norm = FrameGroupNorm(channels, groups, affine=False, rngs=rngs)
+  def __init__(self, channels: int, code_dim: int, groups: int, norm: str = "group", *, rngs: nnx.Rngs):
+    self.norm = frame_norm(channels, groups, norm, affine=False, rngs=rngs)
     self.gamma = nnx.Linear(code_dim, channels, kernel_init=nnx.initializers.zeros, rngs=rngs)
     self.beta = nnx.Linear(code_dim, channels, kernel_init=nnx.initializers.zeros, rngs=rngs)
 

@@ -19,9 +19,9 @@ from videopoet_jax.tokenizers import lfq
 from videopoet_jax.tokenizers.layers import (
   AdaptiveGroupNorm,
   CausalConv3d,
-  FrameGroupNorm,
   ResBlock,
   depth_to_space,
+  frame_norm,
   space_to_depth,
 )
 
@@ -72,11 +72,30 @@ def _channels(model: ml_collections.ConfigDict) -> list[int]:
   return [model.base_channels * m for m in model.channel_multipliers]
 
 
+def _style(model: ml_collections.ConfigDict, spatial_kernel: int = 3) -> dict:
+  """The conv/norm options every block of an encoder or decoder shares (exports older than an option lack
+  its key)."""
+  return {
+    "factorized": model.factorized_conv,
+    "spatial_padding": model.get("spatial_padding", "zeros"),
+    "norm": model.get("norm", "group"),
+    "spatial_kernel": spatial_kernel,
+  }
+
+
+def _conv_options(style: dict, rngs: nnx.Rngs) -> dict:
+  return {k: style[k] for k in ("factorized", "spatial_padding", "spatial_kernel")} | {"rngs": rngs}
+
+
 def _check_stage_flags(model: ml_collections.ConfigDict) -> None:
   levels = len(model.channel_multipliers)
   for name in ("spatial_downsample", "temporal_downsample"):
     if len(model[name]) != levels - 1:
       raise ValueError(f"model.{name} needs {levels - 1} entries (one per down stage), got {model[name]}")
+  if model.get("encoder_spatial_kernel", 3) < 2 and any(model.spatial_downsample):
+    raise ValueError(
+      "model.encoder_spatial_kernel=1 would skip pixels at a strided downsampling: use patch_size"
+    )
 
 
 class Encoder(nnx.Module):
@@ -86,14 +105,15 @@ class Encoder(nnx.Module):
     _check_stage_flags(model)
     self.patch_size = model.patch_size
     channels = _channels(model)
-    groups, fact = model.norm_groups, model.factorized_conv
-    self.conv_in = CausalConv3d(3 * model.patch_size**2, channels[0], factorized=fact, rngs=rngs)
+    groups, style = model.norm_groups, _style(model, model.get("encoder_spatial_kernel", 3))
+    conv = _conv_options(style, rngs)
+    self.conv_in = CausalConv3d(3 * model.patch_size**2, channels[0], **conv)
     blocks, downs = [], []
     c_in = channels[0]
     for level, c in enumerate(channels):
       level_blocks = []
       for _ in range(model.num_res_blocks):
-        level_blocks.append(ResBlock(c_in, c, groups, fact, rngs=rngs))
+        level_blocks.append(ResBlock(c_in, c, groups, **style, rngs=rngs))
         c_in = c
       blocks.append(nnx.List(level_blocks))
       if level < len(channels) - 1:
@@ -101,10 +121,10 @@ class Encoder(nnx.Module):
           2 if model.temporal_downsample[level] else 1,
           2 if model.spatial_downsample[level] else 1,
         )
-        downs.append(CausalConv3d(c, c, strides=strides, factorized=fact, rngs=rngs))
+        downs.append(CausalConv3d(c, c, strides=strides, **conv))
     self.blocks = nnx.List(blocks)
     self.downs = nnx.List(downs)
-    self.norm_out = FrameGroupNorm(c_in, groups, rngs=rngs)
+    self.norm_out = frame_norm(c_in, groups, style["norm"], rngs=rngs)
     self.conv_out = CausalConv3d(c_in, model.code_bits, kernel_size=1, rngs=rngs)
 
   def __call__(self, video: jax.Array) -> jax.Array:
@@ -129,33 +149,35 @@ class Decoder(nnx.Module):
     _check_stage_flags(model)
     self.patch_size = model.patch_size
     channels = _channels(model)
-    groups, fact, bits = model.norm_groups, model.factorized_conv, model.code_bits
+    groups, bits, style = model.norm_groups, model.code_bits, _style(model)
+    conv = _conv_options(style, rngs)
     # Exports written before the option existed lack the key: they were trained without it.
     self.previous_codes = model.get("decoder_previous_codes", False)
     norm_code_dim = bits * (2 if self.previous_codes else 1)
     c_in = channels[-1]
-    self.conv_in = CausalConv3d(bits, c_in, factorized=fact, rngs=rngs)
-    self.mid = nnx.List([ResBlock(c_in, c_in, groups, fact, rngs=rngs) for _ in range(model.num_res_blocks)])
+    self.conv_in = CausalConv3d(bits, c_in, **conv)
+    mid = [ResBlock(c_in, c_in, groups, **style, rngs=rngs) for _ in range(model.num_res_blocks)]
+    self.mid = nnx.List(mid)
     norms, blocks, ups, up_factors = [], [], [], []
     for level in reversed(range(len(channels))):
       c = channels[level]
-      norms.append(AdaptiveGroupNorm(c_in, norm_code_dim, groups, rngs=rngs))
+      norms.append(AdaptiveGroupNorm(c_in, norm_code_dim, groups, style["norm"], rngs=rngs))
       level_blocks = []
       for _ in range(model.num_res_blocks):
-        level_blocks.append(ResBlock(c_in, c, groups, fact, rngs=rngs))
+        level_blocks.append(ResBlock(c_in, c, groups, **style, rngs=rngs))
         c_in = c
       blocks.append(nnx.List(level_blocks))
       if level > 0:
         st = 2 if model.temporal_downsample[level - 1] else 1
         ss = 2 if model.spatial_downsample[level - 1] else 1
         c_up = channels[level - 1] if model.narrow_upsample else c
-        ups.append(CausalConv3d(c, c_up * st * ss * ss, factorized=fact, rngs=rngs))
+        ups.append(CausalConv3d(c, c_up * st * ss * ss, **conv))
         up_factors.append((st, ss))
         c_in = c_up
     self.norms, self.blocks, self.ups = nnx.List(norms), nnx.List(blocks), nnx.List(ups)
     self.up_factors = tuple(up_factors)
-    self.norm_out = FrameGroupNorm(c_in, groups, rngs=rngs)
-    self.conv_out = CausalConv3d(c_in, 3 * model.patch_size**2, factorized=fact, rngs=rngs)
+    self.norm_out = frame_norm(c_in, groups, style["norm"], rngs=rngs)
+    self.conv_out = CausalConv3d(c_in, 3 * model.patch_size**2, **conv)
 
   def __call__(self, codes: jax.Array) -> jax.Array:
     norm_codes = codes

@@ -1,0 +1,156 @@
+"""The Gradio page: one tab per user task (`decoding/user_tasks.py`), its inputs, an "advanced" fold of
+sampling controls, the result playing in the page with its downloads, the seed and the equivalent
+`sample.py` command, and this session's history.
+
+One generation runs at a time (every task's event shares one concurrency slot: the model); the others wait
+in Gradio's queue, which shows their position. A running request can be cancelled. Each task is also an API
+endpoint named after it (`gradio_client.Client(url).predict(..., api_name="/text_to_video")`).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from videopoet_jax import cli_errors
+from videopoet_jax.app.handlers import Controls, Inputs, Studio
+from videopoet_jax.decoding import user_tasks
+
+# Inputs a task's tab shows besides the ones it needs (an optional prompt steers the video tasks).
+OPTIONAL_PROMPT = ("image_to_video", "extend", "inpaint", "outpaint")
+PAINT_TASKS = ("inpaint", "outpaint")
+# Entries of the per-session history shown at once (newest first).
+HISTORY_LENGTH = 20
+# Results are written upscaled to this many pixels (nearest: the model's pixels stay sharp), at least.
+DISPLAY_SIZE = 256
+TITLE = "videopoet-jax"
+
+
+def _controls(seed, temperature, top_k, guidance) -> Controls:
+  return Controls(
+    seed=int(seed or 0),
+    temperature=None if temperature is None else float(temperature),
+    top_k=None if top_k is None else int(top_k),
+    guidance_scale=None if guidance is None else float(guidance),
+  )
+
+
+def make_handler(studio: Studio, task: str):
+  """The event function of `task`'s tab: (prompt, image, video, box, seconds, seed, temperature, top_k,
+  guidance, history) -> (video, image, audio, downloads, info, history, history files)."""
+
+  # Gradio finds the progress bar by this default (its documented way).
+  def handle(
+    prompt,
+    image,
+    video,
+    box,
+    seconds,
+    seed,
+    temperature,
+    top_k,
+    guidance,
+    history,
+    progress=gr.Progress(),  # noqa: B008
+  ):
+    given = Inputs(prompt=prompt, image=image, video=video, box=box, seconds=seconds)
+    bar = lambda total: Reporter(progress, total)  # noqa: E731
+    try:
+      controls = _controls(seed, temperature, top_k, guidance)
+      result = studio.run(task, given, controls, bar, max(DISPLAY_SIZE, studio.gen.size))
+    except cli_errors.BAD_INPUT as e:
+      raise gr.Error(cli_errors.one_line(e).removeprefix("error: "), print_exception=False) from None
+    info = f"seed {int(seed or 0)} · the same with the command line:\n```\n{result.command}\n```"
+    if result.notes:
+      info += "\n\n" + "\n".join(f"- note: {n}" for n in result.notes)
+    history = ([*result.downloads, *(history or [])])[: HISTORY_LENGTH * 2]
+    return result.video, result.image, result.audio, result.downloads, info, history, history
+
+  return handle
+
+
+class Reporter:
+  """A tqdm-like bar (update/close, context manager) that moves `progress(fraction, desc=...)`: the page's
+  progress bar (a `gr.Progress`), or nothing (`lambda *a, **k: None`: the warm-up)."""
+
+  def __init__(self, progress, total: int):
+    self.progress, self.total, self.done = progress, max(total, 1), 0
+
+  def update(self, n: int = 1) -> None:
+    self.done += n
+    self.progress(self.done / self.total, desc=f"tokens {self.done}/{self.total}")
+
+  def close(self) -> None:
+    self.progress(1.0, desc="decoding")
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+def build(studio: Studio) -> gr.Blocks:
+  """The page over `studio`'s model."""
+  gen = studio.gen
+  with gr.Blocks(title=TITLE) as page:
+    gr.Markdown(
+      f"# {TITLE}\nClips of {gen.frames} frames at {gen.fps:g} fps, {gen.size}x{gen.size} pixels. "
+      "Pick a task, give its inputs, press Generate."
+    )
+    history = gr.State([])
+    for task in user_tasks.TASKS.values():
+      with gr.Tab(task.name.replace("_", " "), id=task.name):
+        needs = task.needs
+        prompt = gr.Textbox(
+          label="prompt" + ("" if "prompt" in needs else " (optional)"),
+          visible="prompt" in needs or task.name in OPTIONAL_PROMPT,
+          elem_id=f"{task.name}-prompt",
+        )
+        image = gr.Image(label="first frame", type="filepath", visible="image" in needs)
+        video = gr.Video(label="input video", visible="video" in needs, elem_id=f"{task.name}-input")
+        box = gr.Textbox(
+          label="box x0,y0,x1,y1 in the video's pixels (empty: the central square)",
+          visible=task.name in PAINT_TASKS,
+        )
+        seconds = gr.Number(
+          label="seconds" + (" to add" if task.name == "extend" else " in all (longer extends the clip)"),
+          value=1.0 if task.name == "extend" else gen.frames / gen.fps,
+          visible=task.name in ("extend", "text_to_video"),
+        )
+        # Pre-filled with the model's own settings (its sampling.json: what the evaluation measured).
+        model = gen.default_sampling["audio" if task.output == "audio" else "video"]
+        with gr.Accordion("advanced", open=False):
+          seed = gr.Number(label="seed", value=0, precision=0, minimum=0)
+          temperature = gr.Number(label="temperature (0 = greedy)", value=model.temperature, minimum=0)
+          top_k = gr.Number(label="top-k (0 = off)", value=model.top_k, precision=0, minimum=0)
+          guidance = gr.Number(label="guidance scale (1 = off)", value=model.guidance_scale, minimum=0)
+        with gr.Row():
+          run = gr.Button("Generate", variant="primary", elem_id=f"{task.name}-run")
+          cancel = gr.Button("Cancel", elem_id=f"{task.name}-cancel")
+        out_video = gr.Video(
+          label="result",
+          visible=task.output != "image",
+          elem_id=f"{task.name}-video",
+          height=DISPLAY_SIZE + 64,
+        )
+        out_image = gr.Image(
+          label="result",
+          visible=task.output == "image",
+          elem_id=f"{task.name}-image",
+          height=DISPLAY_SIZE + 64,
+        )
+        out_audio = gr.Audio(label="sound", visible=task.output == "audio")
+        downloads = gr.File(label="download", file_count="multiple")
+        info = gr.Markdown(elem_id=f"{task.name}-info")
+        with gr.Accordion("this session's results", open=False):
+          past = gr.File(label="history", file_count="multiple", interactive=False)
+        event = run.click(
+          make_handler(studio, task.name),
+          [prompt, image, video, box, seconds, seed, temperature, top_k, guidance, history],
+          [out_video, out_image, out_audio, downloads, info, history, past],
+          api_name=task.name,
+          concurrency_id="model",
+          concurrency_limit=1,
+        )
+        cancel.click(None, cancels=[event])
+  return page

@@ -1,0 +1,175 @@
+"""The table of user tasks: name -> the inputs it needs -> the `Generator` calls that make its output.
+
+One table serves every front end: `sample.py` (inputs read from files), the evaluation
+(`eval/lm_tasks.py`, inputs rendered from shapes_world) and the web page. A front end fills a `Request`
+with inputs already in the model's clip format and calls `run`:
+
+  request = user_tasks.Request(prompts=["a red square moves right ..."] * 2, sampling=..., seed=0)
+  outputs = user_tasks.run(gen, "text_to_video", request)  # [(frames [T, S, S, 3] uint8, None), ...]
+
+Each output is `(frames, wave)`: frames `[T, S, S, 3]` uint8 (an image task: `[S, S, 3]`), wave `[N]`
+float32 in [-1, 1] at `gen.sample_rate` for the audio tasks (whose frames are the video it sounds) and
+None otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from videopoet_jax.data import structure
+from videopoet_jax.decoding import inputs
+from videopoet_jax.decoding.generator import Generator, Sampling
+
+# What a task's output is, and so which files it can be written to.
+OUTPUT_KINDS = ("video", "image", "audio")
+# Inputs a task can need (the names of `Request` fields a front end must fill; `prompt` is `prompts`).
+INPUTS = ("prompt", "image", "video", "seconds")
+Output = tuple[np.ndarray, np.ndarray | None]
+
+
+@dataclasses.dataclass
+class Request:
+  """The inputs of one call, for N samples, in the model's clip format (`inputs.read_clip` et al.).
+
+  prompts: N prompts (None or "" where a sample has none).
+  image: `[N, S, S, 3]` uint8 first frames (image_to_video).
+  video: `[N, T, S, S, 3]` uint8 clips: `gen.frames` frames, or at least `gen.context_frames` (extend).
+  region: `[S, S]` bool (inpaint: the pixels to regenerate; outpaint: the pixels to keep); None: the
+    default central box.
+  structure: `[N, gen.frames, S, S, 3]` uint8 structure videos (stylize); None: made from `video`.
+  seconds: text_to_video: the total length (longer than one clip extends it); extend: seconds to add.
+  progress: called with (round, rounds) after each extension round.
+  """
+
+  prompts: list[str | None]
+  sampling: dict[str, Sampling]
+  seed: int = 0
+  negative_prompt: str | None = None
+  image: np.ndarray | None = None
+  video: np.ndarray | None = None
+  region: np.ndarray | None = None
+  structure: np.ndarray | None = None
+  seconds: float | None = None
+  progress: Callable[[int, int], None] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class UserTask:
+  """A task as users call it.
+
+  needs: the inputs (of INPUTS) a call must give.
+  output: "video" | "image" | "audio".
+  whole_video: the task takes the input video at any length (extend), not cut to one clip.
+  generate: (generator, request) -> N outputs.
+  """
+
+  name: str
+  needs: tuple[str, ...]
+  output: str
+  generate: Callable[[Generator, Request], list[Output]]
+  whole_video: bool = False
+
+  def __post_init__(self):
+    if set(self.needs) - set(INPUTS) or self.output not in OUTPUT_KINDS:
+      raise ValueError(f"{self.name}: needs {self.needs} must be among {INPUTS}, output in {OUTPUT_KINDS}")
+
+
+def _videos(clips) -> list[Output]:
+  return [(c, None) for c in clips]
+
+
+def _text_to_video(gen: Generator, r: Request) -> list[Output]:
+  clips = gen.text_to_video(r.prompts, r.sampling, r.seed, r.negative_prompt)
+  extra = (r.seconds or 0) - gen.frames / gen.fps
+  if extra > 0:
+    clips = gen.extend(clips, extra, r.prompts, r.sampling, r.seed + 1, r.progress)
+  return _videos(clips)
+
+
+def _paint(kind: str) -> Callable[[Generator, Request], list[Output]]:
+  def generate(gen: Generator, r: Request) -> list[Output]:
+    region = inputs.default_mask(gen.size) if r.region is None else r.region
+    return _videos(gen.paint(kind, r.video, region, r.prompts, r.sampling, r.seed))
+
+  return generate
+
+
+def _stylize(gen: Generator, r: Request) -> list[Output]:
+  guides = r.structure
+  if guides is None:
+    guides = np.stack(
+      [structure.structure_video(structure.farneback_flow(v), structure.edge_map(v)) for v in r.video]
+    )
+  return _videos(gen.stylize(guides, r.prompts, r.sampling, r.seed))
+
+
+def _with_sound(gen: Generator, clips: np.ndarray, r: Request, seed: int) -> list[Output]:
+  return list(zip(clips, gen.video_to_audio(clips, r.sampling, seed), strict=True))
+
+
+def _text_to_audio(gen: Generator, r: Request) -> list[Output]:
+  """The soundtrack of a generated clip: text_to_video, then video_to_audio on it with the next seed."""
+  clips = np.stack([frames for frames, _ in _text_to_video(gen, r)])
+  return _with_sound(gen, clips, r, r.seed + 1)
+
+
+TASKS: dict[str, UserTask] = {
+  t.name: t
+  for t in (
+    UserTask("text_to_video", ("prompt",), "video", _text_to_video),
+    UserTask(
+      "text_to_image",
+      ("prompt",),
+      "image",
+      lambda gen, r: _videos(gen.text_to_image(r.prompts, r.sampling, r.seed, r.negative_prompt)),
+    ),
+    UserTask(
+      "image_to_video",
+      ("image",),
+      "video",
+      lambda gen, r: _videos(gen.image_to_video(r.image, r.prompts, r.sampling, r.seed)),
+    ),
+    UserTask(
+      "extend",
+      ("video", "seconds"),
+      "video",
+      lambda gen, r: _videos(gen.extend(r.video, r.seconds, r.prompts, r.sampling, r.seed, r.progress)),
+      whole_video=True,
+    ),
+    UserTask("inpaint", ("video",), "video", _paint("inpaint")),
+    UserTask("outpaint", ("video",), "video", _paint("outpaint")),
+    UserTask("stylize", ("video", "prompt"), "video", _stylize),
+    UserTask("video_to_audio", ("video",), "audio", lambda gen, r: _with_sound(gen, r.video, r, r.seed)),
+    UserTask("text_to_audio", ("prompt",), "audio", _text_to_audio),
+  )
+}
+NAMES = tuple(TASKS)
+
+
+def get(name: str) -> UserTask:
+  if name not in TASKS:
+    raise KeyError(f"unknown task {name!r}; known: {', '.join(NAMES)}")
+  return TASKS[name]
+
+
+def missing_inputs(name: str, request: Request) -> list[str]:
+  """The inputs `name` needs that `request` lacks (a prompt counts when any sample has a non-blank one)."""
+  present = {
+    "prompt": any(p and p.strip() for p in request.prompts),
+    "image": request.image is not None,
+    "video": request.video is not None,
+    "seconds": request.seconds is not None and request.seconds > 0,
+  }
+  return [i for i in get(name).needs if not present[i]]
+
+
+def run(gen: Generator, name: str, request: Request) -> list[Output]:
+  """Runs task `name` on `request`; returns one `(frames, wave)` per prompt. Raises ValueError naming the
+  missing inputs."""
+  missing = missing_inputs(name, request)
+  if missing:
+    raise ValueError(f"{name} needs {' and '.join(missing)}")
+  return get(name).generate(gen, request)
