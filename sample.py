@@ -1,6 +1,7 @@
 """Generates with the multimodal LM: `python sample.py --task=TASK [inputs] --output=PATH`.
 
   python sample.py --task=text_to_video --prompt="a small red circle moving left" --output=out.mp4
+  python sample.py --task=story --prompts="p1|p2|p3" --output=out.mp4           # one second more per prompt
   python sample.py --task=text_to_image --prompt="..." --output=out.png
   python sample.py --task=image_to_video --image=first.png [--prompt=...] --output=out.mp4
   python sample.py --task=extend --video=in.mp4 --seconds=3 [--prompt=...] --output=out.mp4
@@ -31,6 +32,8 @@ from videopoet_jax.training.progress import quiet_unless_verbose
 flags.DEFINE_enum("task", None, user_tasks.NAMES, "What to generate.", required=True)
 flags.DEFINE_string("output", None, "Where to write the result (.mp4, .gif, .png or .wav).", required=True)
 flags.DEFINE_string("prompt", None, "Text prompt.")
+flags.DEFINE_string("prompts", None, 'story: its prompts, "|"-separated (a clip, then a second per prompt).')
+flags.DEFINE_string("prompts_file", None, "story: a text file of its prompts, one per line.")
 flags.DEFINE_string("negative_prompt", None, "Prompt of the guidance's unconditional branch.")
 flags.DEFINE_string("image", None, "Input image (image_to_video).")
 flags.DEFINE_string("video", None, "Input video.")
@@ -55,10 +58,26 @@ def output_extensions(task: str) -> tuple[str, ...]:
   return {"image": media.IMAGE_OUTPUTS, "audio": media.AUDIO_OUTPUTS, "video": media.VIDEO_OUTPUTS}[kind]
 
 
+def story_prompts() -> list[str] | None:
+  """--prompts / --prompts_file as a list (blank lines dropped); None when neither is given."""
+  if FLAGS.prompts_file:
+    media.check_readable(FLAGS.prompts_file)
+    with open(FLAGS.prompts_file) as f:
+      return [line.strip() for line in f if line.strip()]
+  return [p.strip() for p in FLAGS.prompts.split("|")] if FLAGS.prompts is not None else None
+
+
 def check_flags() -> None:
   """Raises ValueError / MediaError (one line) for any flag that would fail later: missing or unreadable
   inputs, an output that cannot be written, numbers out of range. Runs before the model loads."""
-  missing = [f"--{name}" for name in user_tasks.get(FLAGS.task).needs if not FLAGS[name].value]
+  if FLAGS.task == "story":
+    story = story_prompts() or []
+    if FLAGS.prompt is not None or len(story) < 2 or not all(story):
+      raise ValueError('--task=story needs --prompts="p1|p2|..." or --prompts_file: two or more, none empty')
+  elif FLAGS.prompts is not None or FLAGS.prompts_file:
+    raise ValueError("--prompts and --prompts_file are for --task=story")
+  needs = [n for n in user_tasks.get(FLAGS.task).needs if FLAGS.task != "story"]
+  missing = [f"--{name}" for name in needs if not FLAGS[name].value]
   if missing:
     raise ValueError(f"--task={FLAGS.task} needs {' and '.join(missing)}")
   if FLAGS.prompt is not None and not FLAGS.prompt.strip():
@@ -80,7 +99,7 @@ def check_flags() -> None:
 
 def check_prompts(gen: Generator) -> None:
   """Reports prompts longer than the model reads (they are cut)."""
-  for prompt in (FLAGS.prompt, FLAGS.negative_prompt):
+  for prompt in (FLAGS.prompt, FLAGS.negative_prompt, *(story_prompts() or [])):
     if prompt:
       kept, cut = gen.encode_text(prompt)
       if cut:
@@ -100,12 +119,14 @@ def note(prepared: inputs.Prepared, what: str) -> inputs.Prepared:
 def request(gen: Generator) -> user_tasks.Request:
   """The --task's inputs read from the flags' files and brought to the model's clip format."""
   n, task = FLAGS.num_samples, user_tasks.get(FLAGS.task)
+  story = story_prompts() if task.name == "story" else None
   req = user_tasks.Request(
-    prompts=[FLAGS.prompt] * n,
+    prompts=[story[0] if story else FLAGS.prompt] * n,
     sampling=cli.sampling(gen.default_sampling),
     seed=FLAGS.seed,
     negative_prompt=FLAGS.negative_prompt,
     seconds=FLAGS.seconds,
+    story=story[1:] if story else None,
     progress=round_progress,
   )
   if FLAGS.image:

@@ -101,9 +101,8 @@ def test_two_api_clients_at_once_get_their_own_results_in_order(server, studio):
 
   def call(seed):
     client = Client(server, verbose=False)
-    video, *_ = client.predict(
-      CAPTIONS[1], None, None, "", None, seed, None, None, None, api_name="/text_to_video"
-    )
+    # Inputs by name; those left out take the page's defaults (the model's sampling settings).
+    video, *_ = client.predict(prompt=CAPTIONS[1], seed=seed, api_name="/text_to_video")
     return time.time(), media.read_video(video["video"] if isinstance(video, dict) else video).frames
 
   with concurrent.futures.ThreadPoolExecutor(2) as pool:

@@ -82,6 +82,7 @@ def _frames(path):
 
 CASES = {
   "text_to_video": ("--prompt=a red circle", "out.mp4", FRAMES),
+  "story": ("--prompts=a red circle|a blue square|a red circle", "out.mp4", FRAMES + 2 * 4),  # 2 rounds of 4
   "text_to_image": ("--prompt=a red circle", "out.png", None),
   "image_to_video": ("--image={image}", "out.mp4", FRAMES),
   "extend": ("--video={video}", "out.mp4", 16 + 8),  # 2 s at 8 fps, then one round of 8 new frames
@@ -211,6 +212,9 @@ BAD = [
   (("--task=inpaint", "--video={video}", "--mask={small_mask}"), "the mask is 40x10"),
   (("--task=inpaint", "--video={video}", "--box=30,5,10,20"), "does not lie inside"),
   (("--task=extend", "--video={video}"), "needs --seconds"),
+  (("--task=story", "--prompts=a red circle"), "two or more, none empty"),
+  (("--task=story", "--prompts=a red circle|"), "two or more, none empty"),
+  (("--task=text_to_video", "--prompt=a", "--prompts=a|b"), "are for --task=story"),
 ]
 
 

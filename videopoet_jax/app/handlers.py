@@ -28,13 +28,18 @@ MAX_UPLOAD_MB = 50
 
 @dataclasses.dataclass(frozen=True)
 class Inputs:
-  """What the user gave: a prompt, uploaded file paths, a box "x0,y0,x1,y1" in the video's pixels, seconds."""
+  """What the user gave: a prompt, uploaded file paths, a box "x0,y0,x1,y1" in the video's pixels, seconds,
+  and a story's later prompts (one per line)."""
 
   prompt: str | None = None
   image: str | None = None
   video: str | None = None
   box: str | None = None
   seconds: float | None = None
+  story: str | None = None
+
+  def story_prompts(self) -> list[str]:
+    return [line.strip() for line in (self.story or "").splitlines() if line.strip()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +94,8 @@ def sample_command(task: str, given: Inputs, controls: Controls, output: str) ->
     args.append(f"--box={given.box.replace(' ', '')}")
   if given.seconds:
     args.append(f"--seconds={given.seconds:g}")
+  if given.story_prompts():
+    args = [args[0], "--prompts=" + "|".join([given.prompt or "", *given.story_prompts()])] + args[2:]
   args.append(f"--seed={controls.seed}")
   for name in ("temperature", "top_k", "guidance_scale"):
     value = getattr(controls, name)
@@ -130,6 +137,7 @@ class Studio:
       ),
       seed=controls.seed,
       seconds=given.seconds if "seconds" in spec.needs or task == "text_to_video" else None,
+      story=given.story_prompts() if "story" in spec.needs else None,
     )
     notes = []
     if "image" in spec.needs:

@@ -9,6 +9,8 @@ endpoint named after it (`gradio_client.Client(url).predict(..., api_name="/text
 
 from __future__ import annotations
 
+import inspect
+
 import gradio as gr
 
 from videopoet_jax import cli_errors
@@ -34,37 +36,38 @@ def _controls(seed, temperature, top_k, guidance) -> Controls:
   )
 
 
-def make_handler(studio: Studio, task: str):
-  """The event function of `task`'s tab: (prompt, image, video, box, seconds, seed, temperature, top_k,
-  guidance, history) -> (video, image, audio, downloads, info, history, history files)."""
+# A tab's inputs (those it shows, in this order), then its sampling controls and the session's history.
+INPUT_NAMES = ("prompt", "story", "image", "video", "box", "seconds")
+CONTROL_NAMES = ("seed", "temperature", "top_k", "guidance", "history")
 
-  # Gradio finds the progress bar by this default (its documented way).
-  def handle(
-    prompt,
-    image,
-    video,
-    box,
-    seconds,
-    seed,
-    temperature,
-    top_k,
-    guidance,
-    history,
-    progress=gr.Progress(),  # noqa: B008
-  ):
-    given = Inputs(prompt=prompt, image=image, video=video, box=box, seconds=seconds)
+
+def make_handler(studio: Studio, task: str, shown: list[str]):
+  """The event function of `task`'s tab: (its `shown` inputs of INPUT_NAMES, then CONTROL_NAMES) ->
+  (video, image, audio, downloads, info, history, history files). Its signature names exactly those
+  values, so the API endpoint's parameters carry their names."""
+  names = [*shown, *CONTROL_NAMES]
+
+  def handle(*values):
+    *values, progress = values  # Gradio passes the progress tracker last (the signature's default).
+    given = dict.fromkeys(INPUT_NAMES) | dict(zip(names, values, strict=True))
     bar = lambda total: Reporter(progress, total)  # noqa: E731
     try:
-      controls = _controls(seed, temperature, top_k, guidance)
-      result = studio.run(task, given, controls, bar, max(DISPLAY_SIZE, studio.gen.size))
+      controls = _controls(given["seed"], given["temperature"], given["top_k"], given["guidance"])
+      inputs = Inputs(**{k: given[k] for k in INPUT_NAMES})
+      result = studio.run(task, inputs, controls, bar, max(DISPLAY_SIZE, studio.gen.size))
     except cli_errors.BAD_INPUT as e:
       raise gr.Error(cli_errors.one_line(e).removeprefix("error: "), print_exception=False) from None
-    info = f"seed {int(seed or 0)} · the same with the command line:\n```\n{result.command}\n```"
+    info = f"seed {controls.seed} · the same with the command line:\n```\n{result.command}\n```"
     if result.notes:
       info += "\n\n" + "\n".join(f"- note: {n}" for n in result.notes)
-    history = ([*result.downloads, *(history or [])])[: HISTORY_LENGTH * 2]
+    history = [*result.downloads, *(given["history"] or [])][: HISTORY_LENGTH * 2]
     return result.video, result.image, result.audio, result.downloads, info, history, history
 
+  parameter = lambda name, **kw: inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, **kw)  # noqa: E731
+  # Gradio finds the progress bar by this default (its documented way).
+  handle.__signature__ = inspect.Signature(
+    [*(parameter(n) for n in names), parameter("progress", default=gr.Progress())]
+  )
   return handle
 
 
@@ -89,6 +92,31 @@ class Reporter:
     self.close()
 
 
+def _inputs(task: user_tasks.UserTask, gen) -> dict:
+  """`{name: component}` of the inputs (INPUT_NAMES) `task`'s tab shows: only those it takes, so they are
+  also exactly its API endpoint's."""
+  needs, name = task.needs, task.name
+  extend = name == "extend"
+  shown = {}
+  if "prompt" in needs or name in OPTIONAL_PROMPT:
+    optional = "" if "prompt" in needs else " (optional)"
+    shown["prompt"] = gr.Textbox(label="prompt" + optional, elem_id=f"{name}-prompt")
+  if "story" in needs:
+    shown["story"] = gr.Textbox(label="then, one second per prompt (one per line)", lines=3)
+  if "image" in needs:
+    shown["image"] = gr.Image(label="first frame", type="filepath")
+  if "video" in needs:
+    shown["video"] = gr.Video(label="input video")
+  if name in PAINT_TASKS:
+    shown["box"] = gr.Textbox(label="box x0,y0,x1,y1 in the video's pixels (empty: the central square)")
+  if name in ("extend", "text_to_video"):
+    shown["seconds"] = gr.Number(
+      label="seconds" + (" to add" if extend else " in all (longer extends the clip)"),
+      value=1.0 if extend else gen.frames / gen.fps,
+    )
+  return shown
+
+
 def build(studio: Studio) -> gr.Blocks:
   """The page over `studio`'s model."""
   gen = studio.gen
@@ -100,23 +128,7 @@ def build(studio: Studio) -> gr.Blocks:
     history = gr.State([])
     for task in user_tasks.TASKS.values():
       with gr.Tab(task.name.replace("_", " "), id=task.name):
-        needs = task.needs
-        prompt = gr.Textbox(
-          label="prompt" + ("" if "prompt" in needs else " (optional)"),
-          visible="prompt" in needs or task.name in OPTIONAL_PROMPT,
-          elem_id=f"{task.name}-prompt",
-        )
-        image = gr.Image(label="first frame", type="filepath", visible="image" in needs)
-        video = gr.Video(label="input video", visible="video" in needs, elem_id=f"{task.name}-input")
-        box = gr.Textbox(
-          label="box x0,y0,x1,y1 in the video's pixels (empty: the central square)",
-          visible=task.name in PAINT_TASKS,
-        )
-        seconds = gr.Number(
-          label="seconds" + (" to add" if task.name == "extend" else " in all (longer extends the clip)"),
-          value=1.0 if task.name == "extend" else gen.frames / gen.fps,
-          visible=task.name in ("extend", "text_to_video"),
-        )
+        shown = _inputs(task, gen)
         # Pre-filled with the model's own settings (its sampling.json: what the evaluation measured).
         model = gen.default_sampling["audio" if task.output == "audio" else "video"]
         with gr.Accordion("advanced", open=False):
@@ -145,8 +157,8 @@ def build(studio: Studio) -> gr.Blocks:
         with gr.Accordion("this session's results", open=False):
           past = gr.File(label="history", file_count="multiple", interactive=False)
         event = run.click(
-          make_handler(studio, task.name),
-          [prompt, image, video, box, seconds, seed, temperature, top_k, guidance, history],
+          make_handler(studio, task.name, list(shown)),
+          [*shown.values(), seed, temperature, top_k, guidance, history],
           [out_video, out_image, out_audio, downloads, info, history, past],
           api_name=task.name,
           concurrency_id="model",

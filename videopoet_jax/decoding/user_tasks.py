@@ -26,7 +26,7 @@ from videopoet_jax.decoding.generator import Generator, Sampling
 # What a task's output is, and so which files it can be written to.
 OUTPUT_KINDS = ("video", "image", "audio")
 # Inputs a task can need (the names of `Request` fields a front end must fill; `prompt` is `prompts`).
-INPUTS = ("prompt", "image", "video", "seconds")
+INPUTS = ("prompt", "image", "video", "seconds", "story")
 Output = tuple[np.ndarray, np.ndarray | None]
 
 
@@ -41,6 +41,7 @@ class Request:
     default central box.
   structure: `[N, gen.frames, S, S, 3]` uint8 structure videos (stylize); None: made from `video`.
   seconds: text_to_video: the total length (longer than one clip extends it); extend: seconds to add.
+  story: a story's later prompts, one per extension round (its first prompt is `prompts`'s).
   progress: called with (round, rounds) after each extension round.
   """
 
@@ -53,6 +54,7 @@ class Request:
   region: np.ndarray | None = None
   structure: np.ndarray | None = None
   seconds: float | None = None
+  story: list[str] | None = None
   progress: Callable[[int, int], None] | None = None
 
 
@@ -89,6 +91,19 @@ def _text_to_video(gen: Generator, r: Request) -> list[Output]:
   return _videos(clips)
 
 
+def _story(gen: Generator, r: Request) -> list[Output]:
+  """A story: text_to_video on the first prompt, then one extension round (conditioned on the last second
+  so far) per later prompt, each round following its own prompt. The clip grows by `gen.frames -
+  gen.context_frames` frames a round."""
+  clips = gen.text_to_video(r.prompts, r.sampling, r.seed, r.negative_prompt)
+  one_round = (gen.frames - gen.context_frames) / gen.fps
+  for i, prompt in enumerate(r.story):
+    clips = gen.extend(clips, one_round, [prompt] * len(clips), r.sampling, r.seed + 1 + i)
+    if r.progress:
+      r.progress(i + 1, len(r.story))
+  return _videos(clips)
+
+
 def _paint(kind: str) -> Callable[[Generator, Request], list[Output]]:
   def generate(gen: Generator, r: Request) -> list[Output]:
     region = inputs.default_mask(gen.size) if r.region is None else r.region
@@ -120,6 +135,7 @@ TASKS: dict[str, UserTask] = {
   t.name: t
   for t in (
     UserTask("text_to_video", ("prompt",), "video", _text_to_video),
+    UserTask("story", ("prompt", "story"), "video", _story),
     UserTask(
       "text_to_image",
       ("prompt",),
@@ -162,6 +178,7 @@ def missing_inputs(name: str, request: Request) -> list[str]:
     "image": request.image is not None,
     "video": request.video is not None,
     "seconds": request.seconds is not None and request.seconds > 0,
+    "story": bool(request.story) and all(p and p.strip() for p in request.story),
   }
   return [i for i in get(name).needs if not present[i]]
 
