@@ -126,7 +126,7 @@ def request(gen: Generator) -> user_tasks.Request:
     seed=FLAGS.seed,
     negative_prompt=FLAGS.negative_prompt,
     seconds=FLAGS.seconds,
-    story=story[1:] if story else None,
+    story=[story[1:]] * n if story else None,
     progress=round_progress,
   )
   if FLAGS.image:

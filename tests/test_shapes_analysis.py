@@ -218,3 +218,30 @@ def test_tokenizer_round_trips_keep_background_and_motion():
   analyses = [shapes_video.analyze_video(v) for v in decoded]
   assert np.mean([a.background == c["background"] for a, c in zip(analyses, clips, strict=True)]) >= 0.95
   assert np.mean([a.direction == c["direction"] for a, c in zip(analyses, clips, strict=True)]) >= 0.9
+
+
+def _story_video(moves, color="red"):
+  """`[T, 64, 64, 3]` uint8: a large red square on white moving 2 px a frame in each `moves` direction
+  for its frame count (`[(direction, frames)]`), the last `color` second drawn in another colour if given."""
+  centre, frames = np.array([32.0, 32.0]), []
+  for direction, count in moves:
+    for _ in range(count):
+      frame = np.full((world.SIZE, world.SIZE, 3), world.BACKGROUNDS["white"], np.uint8)
+      frame[world.shape_mask("square", "large", *centre)] = world.COLORS["red"]
+      frames.append(frame)
+      centre = centre + 2 * np.array(world.DIRECTIONS[direction], np.float64)
+  video = np.stack(frames)
+  video[-moves[-1][1] :][(video[-moves[-1][1] :] == world.COLORS["red"]).all(-1)] = world.COLORS[color]
+  return video
+
+
+def test_a_story_is_scored_second_by_second():
+  truth = {"color": "red", "shape": "square", "story": [(9, 13, "left"), (13, 17, "up")]}
+  followed = _story_video([("right", 9), ("left", 4), ("up", 4)])
+  scores = shapes_scores.score_sample("story", followed, truth)
+  assert scores["directions"] and scores["object_kept"]
+  assert not shapes_scores.score_sample("story", _story_video([("right", 13), ("up", 4)]), truth)[
+    "directions"
+  ]
+  recoloured = _story_video([("right", 9), ("left", 4), ("up", 4)], color="blue")
+  assert not shapes_scores.score_sample("story", recoloured, truth)["object_kept"]

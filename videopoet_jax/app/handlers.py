@@ -137,7 +137,7 @@ class Studio:
       ),
       seed=controls.seed,
       seconds=given.seconds if "seconds" in spec.needs or task == "text_to_video" else None,
-      story=given.story_prompts() if "story" in spec.needs else None,
+      story=[given.story_prompts()] if "story" in spec.needs else None,
     )
     notes = []
     if "image" in spec.needs:

@@ -41,7 +41,8 @@ class Request:
     default central box.
   structure: `[N, gen.frames, S, S, 3]` uint8 structure videos (stylize); None: made from `video`.
   seconds: text_to_video: the total length (longer than one clip extends it); extend: seconds to add.
-  story: a story's later prompts, one per extension round (its first prompt is `prompts`'s).
+  story: per sample, a story's later prompts, one per extension round (its first prompt is `prompts`'s;
+    every sample has as many).
   progress: called with (round, rounds) after each extension round.
   """
 
@@ -54,7 +55,7 @@ class Request:
   region: np.ndarray | None = None
   structure: np.ndarray | None = None
   seconds: float | None = None
-  story: list[str] | None = None
+  story: list[list[str]] | None = None
   progress: Callable[[int, int], None] | None = None
 
 
@@ -97,10 +98,11 @@ def _story(gen: Generator, r: Request) -> list[Output]:
   gen.context_frames` frames a round."""
   clips = gen.text_to_video(r.prompts, r.sampling, r.seed, r.negative_prompt)
   one_round = (gen.frames - gen.context_frames) / gen.fps
-  for i, prompt in enumerate(r.story):
-    clips = gen.extend(clips, one_round, [prompt] * len(clips), r.sampling, r.seed + 1 + i)
+  rounds = len(r.story[0])
+  for i in range(rounds):
+    clips = gen.extend(clips, one_round, [later[i] for later in r.story], r.sampling, r.seed + 1 + i)
     if r.progress:
-      r.progress(i + 1, len(r.story))
+      r.progress(i + 1, rounds)
   return _videos(clips)
 
 
@@ -178,7 +180,10 @@ def missing_inputs(name: str, request: Request) -> list[str]:
     "image": request.image is not None,
     "video": request.video is not None,
     "seconds": request.seconds is not None and request.seconds > 0,
-    "story": bool(request.story) and all(p and p.strip() for p in request.story),
+    "story": bool(request.story)
+    and len(request.story) == len(request.prompts)
+    and len({len(later) for later in request.story}) == 1
+    and all(p and p.strip() for later in request.story for p in later),
   }
   return [i for i in get(name).needs if not present[i]]
 

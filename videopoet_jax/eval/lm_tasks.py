@@ -40,6 +40,44 @@ def split_examples(num: int, withheld: bool = False, split: str = "test") -> lis
   return [world.render(first + i) for i in range(num)]
 
 
+# Seconds a story adds to its first clip, one prompt each.
+STORY_ROUNDS = 2
+MOVES = tuple(d for d in world.DIRECTIONS if d != "still")
+
+
+def story_directions(example: dict) -> list[str]:
+  """The directions of a story's later prompts for a test example: each differs from the one before (a
+  pure function of the example's caption, so every run asks the same)."""
+  directions, previous = [], example["direction"]
+  for i in range(STORY_ROUNDS):
+    options = [d for d in MOVES if d != previous]
+    previous = options[(len(example["caption"]) + i) % len(options)]
+    directions.append(previous)
+  return directions
+
+
+def story_prompt(example: dict, direction: str) -> str:
+  """The example's caption with its object moving `direction`."""
+  attrs = {k: example[k] for k in ("shape", "size", "color", "background")}
+  return world.Attributes(direction=direction, **attrs).caption()
+
+
+def story_baselines() -> dict:
+  """A uniform guess of each later second's direction over the world's directions gets all of them right
+  this often."""
+  return {"directions": {"chance": (1 / len(world.DIRECTIONS)) ** STORY_ROUNDS}}
+
+
+def story_truth(gen: Generator, example: dict) -> dict:
+  """`truth_from_example` plus `story`: `[(first_frame, stop_frame, direction)]` of each later second."""
+  per_round = gen.frames - gen.context_frames
+  seconds = [
+    (gen.frames + i * per_round, gen.frames + (i + 1) * per_round, d)
+    for i, d in enumerate(story_directions(example))
+  ]
+  return {**shapes_scores.truth_from_example(example), "story": seconds}
+
+
 def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, seed: int) -> list[np.ndarray]:
   """Generates `task`'s output for each example through the user-task table (`text_to_video_withheld` is
   text_to_video on the withheld combinations): videos `[T, S, S, 3]` uint8, images `[S, S, 3]`, or
@@ -56,6 +94,8 @@ def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, se
     structure=np.stack([conditioning.structure_clip(e) for e in examples]) if name == "stylize" else None,
     seconds=EXTEND_SECONDS if name == "extend" else None,
   )
+  if name == "story":
+    request.story = [[story_prompt(e, d) for d in story_directions(e)] for e in examples]
   outputs = user_tasks.run(gen, name, request)
   if user_tasks.get(name).output == "audio":
     return [wave for _, wave in outputs]
@@ -83,11 +123,13 @@ def evaluate(
     for i in range(0, num, batch_size):
       batch = chosen[i : i + batch_size]
       outputs = run_task(gen, task, batch, sampling, seed + i)
-      truths = [shapes_scores.truth_from_example(e) for e in batch]
+      truths = [
+        story_truth(gen, e) if task == "story" else shapes_scores.truth_from_example(e) for e in batch
+      ]
       samples += [shapes_scores.score_sample(task, o, t) for o, t in zip(outputs, truths, strict=True)]
     report[task] = {
       **shapes_scores.summarize(task, samples),
-      "baselines": shapes_scores.baselines(task, chosen),
+      "baselines": story_baselines() if task == "story" else shapes_scores.baselines(task, chosen),
       "seconds": round(time.time() - start, 1),
     }
     scores = {k: v for k, v in report[task].items() if k not in ("seconds", "baselines")}

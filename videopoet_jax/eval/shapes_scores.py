@@ -56,6 +56,9 @@ TASK_CRITERIA: dict[str, tuple[Criterion, ...]] = {
   "video_to_audio": _rates(pitch=0.8, clicks=0.7),
   # The chain text -> video -> audio, scored on the audio against the prompt.
   "text_to_audio": _rates(pitch=0.7),
+  # A clip, then one second per later prompt (each a new direction): every later second moves as its prompt
+  # says, and the object keeps its colour and shape in every second.
+  "story": _rates(directions=0.8, object_kept=0.8),
 }
 AUDIO_TASKS = ("video_to_audio", "text_to_audio")
 # `extend` looks at the last second of the extended video (FPS steps).
@@ -104,6 +107,27 @@ def _attribute_scores(analysis: shapes_video.VideoAnalysis, truth: dict, names) 
   return {n: getattr(analysis, n) == truth[n] for n in names}
 
 
+# A story second's direction is read over its first frames (and the frame before it): the object may
+# reach a wall and bounce later in the second.
+STORY_DIRECTION_FRAMES = world.FPS // 2 + 1
+
+
+def _score_story(video: np.ndarray, truth: dict) -> dict:
+  """`truth["story"]`: `[(first_frame, stop_frame, direction)]` of each second after the first clip."""
+  whole = shapes_video.analyze_video(video)
+  directions, kept = [], []
+  for start, stop, direction in truth["story"]:
+    second = shapes_video.analyze_video(video[start:stop])
+    window = whole.track[start - 1 : start - 1 + STORY_DIRECTION_FRAMES]
+    directions.append(shapes_video.direction_of(window) == direction)
+    kept.append(second.color == truth["color"] and second.shape == truth["shape"])
+  return {
+    "directions": bool(all(directions)),
+    "object_kept": bool(all(kept)),
+    "analysis": {**whole.attributes(), "second_directions": [bool(d) for d in directions]},
+  }
+
+
 def score_video(task: str, video: np.ndarray, truth: dict) -> dict:
   """Scores of a generated `[T, H, W, 3]` uint8 video (text_to_image: `[H, W, 3]` or `[1, H, W, 3]`) for
   `task` against `truth` (`truth_from_example`; for stylize, `color` is the prompt's and `mask` the
@@ -122,6 +146,8 @@ def score_video(task: str, video: np.ndarray, truth: dict) -> dict:
     )
     moving = tail.moving == (truth["direction"] != "still")
     return {"object_kept": bool(kept), "moving": bool(moving), "analysis": tail.attributes()}
+  if task == "story":
+    return _score_story(video, truth)
   if task == "image_to_video":
     video = video[1:]  # the generated frames only: frame 0 is the given image
   analysis = shapes_video.analyze_video(video)
