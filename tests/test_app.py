@@ -119,6 +119,17 @@ def test_two_api_clients_at_once_get_their_own_results_in_order(server, studio):
     np.testing.assert_array_equal(frames, media.read_video(path).frames)
 
 
+def test_a_cancelled_request_leaves_the_server_serving(server, studio):
+  from gradio_client import Client
+
+  client = Client(server, verbose=False)
+  job = client.submit(prompt=CAPTIONS[0], seconds=5.0, seed=0, api_name="/text_to_video")  # 4 rounds
+  time.sleep(1.0)
+  job.cancel()
+  video, *_ = client.predict(prompt=CAPTIONS[0], seed=4, api_name="/text_to_video")
+  assert media.read_video(video).frames.shape[0] == FRAMES
+
+
 def test_the_page_in_a_browser_makes_a_clip_and_shows_bad_input(server, tmp_path):
   from selenium.webdriver.common.by import By
   from selenium.webdriver.common.keys import Keys

@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import os
 import shlex
+import threading
 
 import numpy as np
 
@@ -113,6 +114,9 @@ class Studio:
     self.out_dir = out_dir
     os.makedirs(out_dir, exist_ok=True)
     self._count = itertools.count()
+    # One generation at a time, also past a cancel: Gradio stops waiting for a cancelled call, but its
+    # thread finishes the generation it started before the next one may use the model.
+    self._lock = threading.Lock()
 
   def request(self, task: str, given: Inputs, controls: Controls) -> tuple[user_tasks.Request, list[str]]:
     """The checked request of `task` and the notes on what was done to the inputs."""
@@ -161,11 +165,12 @@ class Studio:
     the mp4 it sounds). `progress(total)` -> a tqdm-like bar the token loop updates (`Generator.progress`);
     with one, generation runs token by token (the page's path, compiled apart from the one-loop path)."""
     req, notes = self.request(task, given, controls)
-    self.gen.progress = progress
-    try:
-      (frames, wave), *_ = user_tasks.run(self.gen, task, req)
-    finally:
-      self.gen.progress = None
+    with self._lock:
+      self.gen.progress = progress
+      try:
+        (frames, wave), *_ = user_tasks.run(self.gen, task, req)
+      finally:
+        self.gen.progress = None
     kind = user_tasks.get(task).output
     stem = os.path.join(self.out_dir, f"{next(self._count):04d}_{task}_seed{controls.seed}")
     video = image = audio = None
