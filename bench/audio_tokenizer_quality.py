@@ -4,7 +4,8 @@
 
 Held-out files are the ones `audio_clips.split_files` keeps out of training for the given config (every
 `holdout_every`-th file of each folder in config.data.audio_dirs). Per file: the multi-scale log-mel
-distance of the codec and of the 1 kHz band-limit baseline, and SI-SNR; reported as means over files, per
+distance and the floored log10-mel distance (`audio_metrics.floored_mel_distance`) of the codec and of the
+1 kHz band-limit baseline, and SI-SNR; reported as means over files, per
 folder and overall, for every number of RVQ levels. Procedural clips are shapes_world test-range seeds.
 """
 
@@ -27,7 +28,13 @@ flags.DEFINE_integer("procedural_clips", 20, "shapes_world clips to score.")
 flags.DEFINE_integer("first_procedural_seed", 10_000_000, "Seed of the first procedural clip.")
 flags.DEFINE_string("out", "bench/audio_tokenizer_quality.json", "Where to write the JSON result.")
 FLAGS = flags.FLAGS
-KEYS = ("mel_distance", "bandlimit_mel_distance", "si_snr")
+KEYS = (
+  "mel_distance",
+  "bandlimit_mel_distance",
+  "floored_mel_distance",
+  "bandlimit_floored_mel_distance",
+  "si_snr",
+)
 
 
 def _score(evaluate, waves):

@@ -137,6 +137,7 @@ def test_eval_cli_round_trips_a_whole_file(tmp_path, tiny_audio_config):
   assert result["kbps"] == pytest.approx(3 * 4 * 16_000 / hop / 1000)
   assert result["tokens_per_second"] == pytest.approx(3 * 16_000 / hop)
   assert result["mel_distance"] > 0 and np.isfinite(result["si_snr"]) and result["bandlimit_mel_distance"] > 0
+  assert result["floored_mel_distance"] > 0 and result["bandlimit_floored_mel_distance"] > 0
   assert media.read_audio(str(tmp_path / "o.wav"), 16_000).shape == (50_000,)
   fewer = _eval(f"--audio={tmp_path / 'in.wav'}", f"--checkpoint={tmp_path / 'wd'}", "--levels=1")
   assert json.loads(fewer.stdout.strip().splitlines()[-1])["kbps"] == pytest.approx(result["kbps"] / 3)

@@ -7,7 +7,7 @@ import pytest
 import soundfile
 
 from videopoet_jax.data import media, shapes_world
-from videopoet_jax.eval import video_metrics
+from videopoet_jax.eval import audio_metrics, video_metrics
 
 from conftest import REPO
 
@@ -43,6 +43,19 @@ def test_metrics():
   np.testing.assert_allclose(video_metrics.ssim(a, a), 1.0)
   b = np.clip(a.astype(int) + 10, 0, 255).astype(np.uint8)
   assert (video_metrics.psnr(a, b) < 30).all() and (video_metrics.ssim(a, b) < 1).all()
+
+
+def test_the_floored_mel_distance_ignores_noise_below_the_floor_but_not_a_wrong_pitch():
+  rate = 16_000
+  t = np.arange(rate) / rate
+  tone = 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
+  hiss = 1e-4 * np.random.default_rng(0).standard_normal(rate).astype(np.float32)  # ~ -70 dB under the tone
+  wrong = 0.3 * np.sin(2 * np.pi * 660 * t).astype(np.float32)
+  floored = lambda x: float(audio_metrics.floored_mel_distance(tone, x, rate)[0])  # noqa: E731
+  unfloored = lambda x: float(audio_metrics.log_mel_distance(tone[None], x[None], rate)[0])  # noqa: E731
+  assert floored(tone) == 0.0
+  assert floored(tone + hiss) < 0.01 < unfloored(tone + hiss)  # the unfloored one scores the silent bands
+  assert floored(wrong) > 0.1 > 10 * floored(tone + hiss)
 
 
 def test_undecodable_file_raises(tmp_path):

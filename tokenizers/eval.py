@@ -12,7 +12,8 @@ latent frame; same decoder, same ids format); `--refine_flip_rounds=R` adds R ro
 
 Audio (wav/flac/ogg/mp3) is resampled to the tokenizer's rate, mixed to mono and round-tripped whole, in
 consecutive clip-sized windows. Prints the multi-scale log-mel distance, SI-SNR, bitrate (kbps) and tokens
-per second, and the mel distance of the same audio band-limited to 1 kHz (the baseline to beat).
+per second, and the mel distance of the same audio band-limited to 1 kHz (the baseline to beat), each both
+unfloored and floored 40 dB below the original's loudest bin (`floored_mel_distance`).
 """
 
 import json

@@ -15,6 +15,11 @@ from videopoet_jax.tokenizers import spectral
 # Multi-scale log-mel distance: windows 2^6 .. 2^11 (hop window / 4), 64 mel bins (SoundStream's L_rec).
 MEL_DISTANCE_WINDOWS = (64, 128, 256, 512, 1024, 2048)
 MEL_DISTANCE_BINS = 64
+# The floored distance (issue 18's metric): log10 mel power at these FFT sizes (hop n / 4), 64 bins, both
+# spectrograms floored at FLOOR_DB below the reference's loudest bin, so near-silent bands are not scored
+# (the unfloored distance rewards a codec for filling them with noise).
+FLOORED_FFT_SIZES = (512, 1024, 2048)
+FLOOR_DB = 40.0
 # Guards SI-SNR against silent references.
 SI_SNR_EPSILON = 1e-8
 # The band-limit baseline: audio resampled to this rate and back keeps content below half of it.
@@ -40,6 +45,22 @@ def log_mel_distance(reference: np.ndarray, test: np.ndarray, sample_rate: int) 
       )
       mels.append(np.swapaxes(np.abs(stft), -1, -2) @ filters)  # [B, frames, mels]
     diff = np.abs(np.log(mels[0] + spectral.LOG_FLOOR) - np.log(mels[1] + spectral.LOG_FLOOR))
+    distances.append(diff.mean(axis=(-2, -1)))
+  return np.mean(distances, axis=0)
+
+
+def floored_mel_distance(reference: np.ndarray, test: np.ndarray, sample_rate: int) -> np.ndarray:
+  """Per example `[B]` multi-scale log10-mel L1 distance of `[B, N]` waves (lower is better): for each FFT
+  size n of FLOORED_FFT_SIZES (hop n / 4, MEL_DISTANCE_BINS mel bins of power), both spectrograms floored at
+  FLOOR_DB below the reference's loudest bin, mean |log10 S - log10 S'|; the mean over sizes."""
+  reference, test = np.atleast_2d(reference).astype(np.float32), np.atleast_2d(test).astype(np.float32)
+  distances = []
+  for n in FLOORED_FFT_SIZES:
+    options = dict(sr=sample_rate, n_fft=n, hop_length=n // 4, n_mels=MEL_DISTANCE_BINS, power=2.0)
+    ref = librosa.feature.melspectrogram(y=reference, **options)  # [B, mels, frames]
+    out = librosa.feature.melspectrogram(y=test, **options)
+    floor = ref.max(axis=(-2, -1), keepdims=True) * 10 ** (-FLOOR_DB / 10) + np.finfo(np.float32).tiny
+    diff = np.abs(np.log10(np.maximum(ref, floor)) - np.log10(np.maximum(out, floor)))
     distances.append(diff.mean(axis=(-2, -1)))
   return np.mean(distances, axis=0)
 
@@ -91,16 +112,20 @@ class CodecEvaluator:
     self.codec = jax.jit(lambda x: tokenizer.decode(tokenizer.encode(x)[:, :levels]))
 
   def __call__(self, wave: np.ndarray) -> dict:
-    """Returns seconds, windows, mel_distance, si_snr, bandlimit_mel_distance (the 1 kHz baseline), kbps,
-    tokens_per_second, levels and `reconstruction` `[N]`."""
+    """Returns seconds, windows, mel_distance and floored_mel_distance, si_snr, the same two distances of
+    the 1 kHz band-limit baseline (bandlimit_...), kbps, tokens_per_second, levels and `reconstruction`
+    `[N]`."""
     rate = self.geometry.sample_rate
     recon = round_trip(self.codec, wave, self.window, self.batch_size)
+    limited = bandlimit(wave, rate)
     return {
       "seconds": len(wave) / rate,
       "windows": -(-len(wave) // self.window),
       "mel_distance": float(log_mel_distance(wave[None], recon[None], rate)[0]),
+      "floored_mel_distance": float(floored_mel_distance(wave, recon, rate)[0]),
       "si_snr": float(si_snr(wave[None], recon[None])[0]),
-      "bandlimit_mel_distance": float(log_mel_distance(wave[None], bandlimit(wave, rate)[None], rate)[0]),
+      "bandlimit_mel_distance": float(log_mel_distance(wave[None], limited[None], rate)[0]),
+      "bandlimit_floored_mel_distance": float(floored_mel_distance(wave, limited, rate)[0]),
       "kbps": self.geometry.kbps(self.levels),
       "tokens_per_second": self.levels * self.geometry.frame_rate,
       "levels": self.levels,
