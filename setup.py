@@ -33,6 +33,8 @@ setuptools.setup(
     "imageio>=2.34",
     "imageio-ffmpeg>=0.5",
     "opencv-python-headless>=4.8",
+    # Shot detection (clip_folder); 0.7 would pull in the GUI opencv-python beside the headless one.
+    "scenedetect[opencv-headless]>=0.6.4,<0.7",
     "tensorboardX>=2.6",
     "absl-py>=2.1",
     "tqdm>=4.66",

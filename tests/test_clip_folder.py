@@ -222,3 +222,65 @@ def test_precomputed_structure_videos_and_validation_files(footage, tmp_path):
     frames = np.broadcast_to(ramp, (40, 64, 64, 3)).astype(np.uint8)[clip_index * 17 : (clip_index + 1) * 17]
     expected = structure.grayscale(media.crop_resize(frames, SIZE)).astype(np.float32)
     assert np.abs(example["structure"].astype(np.float32) - expected).mean() < 4.0
+
+
+def _texture(seed: int, side: int = 160) -> np.ndarray:
+  """A smooth colourful `[side, side, 3]` uint8 picture (blurred noise, full range)."""
+  from scipy import ndimage
+
+  noise = np.random.default_rng(seed).random((side, side, 3))
+  smooth = ndimage.gaussian_filter(noise, sigma=(6, 6, 0))
+  smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min())
+  return (40 + 200 * smooth).astype(np.uint8)
+
+
+def _pan(seed: int, frames: int, step: int = 2) -> np.ndarray:
+  """`[frames, 64, 64, 3]`: a camera panning right over `_texture(seed)`, `step` pixels a frame."""
+  picture = _texture(seed)
+  return np.stack([picture[40:104, 10 + step * i : 74 + step * i] for i in range(frames)])
+
+
+def test_shots_and_filters_on_constructed_footage(tmp_path):
+  fade = np.linspace(1, 0, 6)[:, None, None, None]
+  cut_and_fade = np.concatenate([
+    _pan(1, 24),  # shot 1, then a hard cut
+    _pan(2, 24),  # shot 2, then a fade to black, black, a fade in
+    (_pan(2, 30)[24:] * fade).astype(np.uint8),
+    np.zeros((4, 64, 64, 3), np.uint8),
+    (_pan(3, 6) * fade[::-1]).astype(np.uint8),
+    _pan(3, 30)[6:],  # shot 3
+  ])  # fmt: skip
+  bars = np.zeros((24, 64, 64, 3), np.uint8)
+  bars[:, 8:56] = _pan(4, 24)[:, 8:56]
+  videos = {
+    "cuts.mp4": cut_and_fade,
+    "pan.mp4": _pan(5, 24),
+    "copy.mp4": _pan(5, 24),  # the same footage again
+    "static.mp4": np.repeat(_pan(6, 1), 24, axis=0),
+    "black.mp4": np.zeros((24, 64, 64, 3), np.uint8),
+    "letterboxed.mp4": bars,
+  }
+  folder = tmp_path / "footage"
+  folder.mkdir()
+  for name, frames in videos.items():
+    media.write_video(str(folder / name), frames, 8)
+  builder = clip_folder.make_builder(str(folder), data_dir=str(tmp_path / "tfds"), size=SIZE)
+  builder.download_and_prepare()
+  source = builder.as_data_source()["train"]
+  kept = [(source[i]["source"].decode(), float(source[i]["start_s"])) for i in range(len(source))]
+  summary = clip_folder.build_summary(builder)
+  # cuts.mp4: the cut after 3 s and the fade after 6 s split it; the black frames belong to no shot.
+  shots = summary["shots"]["cuts.mp4"]
+  starts, stops = [round(a * 8) for a, _ in shots], [round(b * 8) for _, b in shots]
+  assert len(shots) == 3 and starts[:2] == [0, 24] and stops[0] == 24
+  assert 48 <= stops[1] <= 54 and 58 <= starts[2] <= 64  # the fade's dark middle is in no shot
+  clip_seconds = 17 / 8
+  for name, start in kept:
+    assert any(a - 1e-6 <= start and start + clip_seconds <= b + 1e-6 for a, b in summary["shots"][name])
+  # Files are read in name order: copy.mp4 is kept, pan.mp4 (the same footage) is the duplicate.
+  assert sorted(kept) == [("copy.mp4", 0.0), ("cuts.mp4", 0.0), ("cuts.mp4", 3.0), ("cuts.mp4", shots[2][0]),
+                          ("letterboxed.mp4", 0.0)]  # fmt: skip
+  assert summary["filtered"] == {
+    "too_short_shot": 0, "blank": 1, "dark": 0, "washed_out": 0, "static": 1, "duplicate": 1,
+  }  # fmt: skip
+  assert summary["letterboxed"] == {"letterboxed.mp4": [0, 8, 64, 56]}

@@ -3,13 +3,18 @@
   builder = clip_folder.make_builder("media/video", data_dir="data/tfds")
   builder.download_and_prepare()   # logs a summary: files read, clips written, files skipped (and why)
 
-Every video in the folder (anything ffmpeg decodes) is resampled to `fps`, center-cropped, resized to
-`size` and cut into consecutive clips of `frames` frames (a video shorter than one clip gives one clip
-padded with its last frame); images become 1-frame clips. Audio comes from the video's own track (16 kHz
-mono) when it has one. Captions come from `captions.jsonl` (`{"file": NAME, "caption": TEXT}` per line)
-or a sidecar `NAME-without-extension.txt`. Optical flow (OpenCV Farneback) and a Canny edge map are
-computed per clip; `structure_dir` may instead hold precomputed structure videos (depth, flow renders; one
-per source video, same file stem) whose luminance replaces the edge map.
+Every video in the folder (anything ffmpeg decodes) is cut into shots (`footage.shots`: hard cuts and
+fades; no clip spans a boundary), cropped to the picture inside letterbox bars, resampled to `fps`,
+center-cropped, resized to `size` and cut into consecutive clips of `frames` frames per shot (a video of
+one shot shorter than a clip gives one clip padded with its last frame; a shorter shot of a longer video
+is dropped). Clips that are blank, too dark, washed out, near-static or near-duplicates of a kept clip are
+dropped (`footage.reject_reason`, `footage.DuplicateFilter`; thresholds in `footage_options`); the summary
+counts each reason and lists each video's shots and letterbox crop. Images become 1-frame clips. Audio
+comes from the video's own track (16 kHz mono) when it has one. Captions come from `captions.jsonl`
+(`{"file": NAME, "caption": TEXT}` per line) or a sidecar `NAME-without-extension.txt`. Optical flow
+(OpenCV Farneback) and a Canny edge map are computed per clip; `structure_dir` may instead hold
+precomputed structure videos (depth, flow renders; one per source video, same file stem) whose luminance
+replaces the edge map.
 
 A file that does not decode is skipped with a warning that names it and counted in the summary
 (`builder.info.metadata`); a partly damaged one yields the frames that decode. An example is yielded only
@@ -30,13 +35,16 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
 
-from videopoet_jax.data import media, structure
+from videopoet_jax.data import footage, media, structure
 
-VERSION = "1.0.0"
+# 1.1.0: shots, letterbox crops and clip filters.
+VERSION = "1.1.0"
 CAPTIONS_FILE = "captions.jsonl"
 # Videos are decoded with their longer side downscaled to at most this many times the clip size.
 DECODE_SIDE_FACTOR = 4
 ZLIB = tfds.features.Encoding.ZLIB
+# Why a clip was dropped (counted in the build summary).
+FILTER_REASONS = ("too_short_shot", "blank", "dark", "washed_out", "static", "duplicate")
 
 
 @dataclasses.dataclass
@@ -50,6 +58,9 @@ class ClipFolderConfig(tfds.core.BuilderConfig):
     max_clips_per_file: at most this many clips per video (0: all).
     validation_files: file names that go to the validation split instead of train.
     structure_dir: optional folder of precomputed structure videos (`<stem>.<any video extension>`).
+    shots: cut videos into shots first (False: one shot per video).
+    filters: crop letterboxes and drop blank, dark, washed-out, static and duplicate clips.
+    footage_options: the thresholds of both.
   """
 
   source_dir: str = ""
@@ -60,6 +71,9 @@ class ClipFolderConfig(tfds.core.BuilderConfig):
   max_clips_per_file: int = 0
   validation_files: tuple[str, ...] = ()
   structure_dir: str = ""
+  shots: bool = True
+  filters: bool = True
+  footage_options: footage.FootageOptions = footage.FootageOptions()
 
   @property
   def audio_samples(self) -> int:
@@ -162,7 +176,15 @@ class ClipFolder(tfds.core.GeneratorBasedBuilder):
     unknown = set(config.validation_files) - set(names)
     if unknown:
       raise ValueError(f"clip_folder: validation_files {sorted(unknown)} are not in {config.source_dir}")
-    self.info.metadata["summary"] = {"files": 0, "clips": 0, "skipped": {}}
+    self.info.metadata["summary"] = {
+      "files": 0,
+      "clips": 0,
+      "skipped": {},
+      "shots": {},
+      "letterboxed": {},
+      "filtered": dict.fromkeys(FILTER_REASONS, 0),
+    }
+    self._duplicates = footage.DuplicateFilter(config.footage_options.duplicate_fraction)
     splits = {"train": [n for n in names if n not in config.validation_files]}
     if config.validation_files:
       splits["validation"] = [n for n in names if n in config.validation_files]
@@ -206,21 +228,44 @@ class ClipFolder(tfds.core.GeneratorBasedBuilder):
     video = media.read_video(path, max_side=DECODE_SIDE_FACTOR * config.size)
     wave = media.read_audio_track(path, config.sample_rate)
     guide = self._structure_source(name)
+    summary, options = self.info.metadata["summary"], config.footage_options
+    source = video.frames
+    if config.filters:
+      x0, y0, x1, y1 = footage.letterbox(source, options)
+      if (x1 - x0, y1 - y0) != (source.shape[2], source.shape[1]):
+        source = source[:, y0:y1, x0:x1]
+        summary["letterboxed"][name] = [x0, y0, x1, y1]
+    shots = footage.shots(source, options) if config.shots else [(0, len(source))]
+    if not shots:  # black from start to end
+      summary["filtered"]["blank"] += 1
+    summary["shots"][name] = [[round(a / video.fps, 3), round(b / video.fps, 3)] for a, b in shots]
+    indices = []
+    for start, stop in shots:
+      shot = clip_indices(stop - start, video.fps, config.fps, config.frames)
+      if len(shots) > 1 and (stop - start) / video.fps < config.frames / config.fps:
+        summary["filtered"]["too_short_shot"] += 1
+        continue
+      indices += [start + i for i in shot]
     examples = []
-    for clip_index, index in enumerate(clip_indices(len(video.frames), video.fps, config.fps, config.frames)):
-      if config.max_clips_per_file and clip_index >= config.max_clips_per_file:
+    for index in indices:
+      if config.max_clips_per_file and len(examples) >= config.max_clips_per_file:
         break
-      start_s = clip_index * config.frames / config.fps
-      frames = media.crop_resize(video.frames[index], config.size)
+      start_s = float(index[0] / video.fps)
+      frames = media.crop_resize(source[index], config.size)
       guide_map = None
       if guide is not None:
         guide_index = np.minimum(
           np.floor(index / video.fps * guide.fps + 1e-6).astype(np.int64), len(guide.frames) - 1
         )
         guide_map = structure.grayscale(media.crop_resize(guide.frames[guide_index], config.size))
-      examples.append(
-        self._example(name, caption, frames, wave, clip_index, start_s, structure_map=guide_map)
-      )
+      example = self._example(name, caption, frames, wave, len(examples), start_s, structure_map=guide_map)
+      reason = footage.reject_reason(frames, example["flow"], options) if config.filters else None
+      if reason is None and config.filters and self._duplicates.seen(frames):
+        reason = "duplicate"
+      if reason is not None:
+        summary["filtered"][reason] += 1
+        continue
+      examples.append(example)
     return examples
 
   def _structure_source(self, name: str) -> media.DecodedVideo | None:
@@ -276,5 +321,6 @@ def make_builder(
 
 
 def build_summary(builder: ClipFolder) -> dict:
-  """`{"files": n, "clips": n, "skipped": {name: reason}}` of a prepared build."""
+  """`{"files": n, "clips": n, "skipped": {name: reason}, "shots": {name: [[start_s, stop_s], ...]},
+  "letterboxed": {name: [x0, y0, x1, y1]}, "filtered": {reason: n}}` of a prepared build."""
   return dict(builder.info.metadata.get("summary", {}))
