@@ -22,16 +22,7 @@ config_flags.DEFINE_config_file(
 )
 flags.DEFINE_string("workdir", None, "Where checkpoints, logs and exports go.")
 flags.mark_flags_as_required(["config", "workdir"])
-flags.DEFINE_enum(
-  "distributed",
-  "env",
-  distributed.MODES,
-  "off: one process. env: jax.distributed when a coordinator is given by flag or JAX_COORDINATOR_ADDRESS. "
-  "auto: always jax.distributed, detecting the cluster (TPU pod, SLURM) when no coordinator is given.",
-)
-flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (default: JAX_COORDINATOR_ADDRESS).")
-flags.DEFINE_integer("num_processes", None, "Processes in the run (default: JAX_NUM_PROCESSES or detected).")
-flags.DEFINE_integer("process_id", None, "This process's index (default: JAX_PROCESS_ID or detected).")
+distributed.define_flags()
 
 flags.DEFINE_bool(
   "allow_resume_changes",
@@ -53,12 +44,7 @@ def main(argv):
   config = flags.FLAGS.config
   if config.trainer not in TRAINERS:
     raise app.UsageError(f"unknown config.trainer {config.trainer!r}; known: {sorted(TRAINERS)}")
-  given = flags.FLAGS
-  distributed.initialize(
-    distributed.process_spec(
-      given.distributed, given.coordinator_address, given.num_processes, given.process_id
-    )
-  )
+  distributed.initialize_from_flags()
   quiet_library_logs()
   if not distributed.is_primary():
     logging.set_verbosity(logging.WARNING)  # one process logs the run

@@ -160,6 +160,7 @@ def test_other_settings_in_the_same_out_fail(setup, uninterrupted):
     ("--dataset=nope", "unknown dataset"),
     ("--audio_tokenizer=/nonexistent", ""),
     ("--streams=video,smell", "unknown streams"),
+    ("--process_id=2", "--process_id=2 must be in [0, --num_processes=1)"),
   ],
 )
 def test_bad_input_is_one_line_error(setup, tmp_path, flag, message):
@@ -206,3 +207,31 @@ def test_precomputed_text_embeddings_replace_text_ids(setup):
   for i, record in enumerate(records):
     assert "text" not in record and record["index"] == 4 + i
     np.testing.assert_array_equal(record["text_embedding"], embeddings[4 + i])
+
+
+def test_two_processes_write_the_shards_of_one(setup, uninterrupted):
+  """Process p of 2 encodes shards p, p + 2, ... on its own 8 devices into the same folder (process 0
+  writes the manifest and the text model, process 1 waits for them); the union is the one-process output,
+  byte for byte."""
+  root, _ = setup
+  out = root / "two_processes"
+  processes = [
+    subprocess.Popen(
+      _command(root, out, "--num_processes=2", f"--process_id={i}"),
+      cwd=REPO,
+      env=_env(),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  outputs = [p.communicate(timeout=600) for p in processes]
+  for process, (_, stderr) in zip(processes, outputs, strict=True):
+    assert process.returncode == 0, stderr[-3000:]
+  assert '"process": "1 of 2"' in outputs[1][0]
+  together, reference = _files(out), _files(uninterrupted)
+  assert sorted(together) == sorted(reference)
+  for name, data in reference.items():
+    assert together[name] == data, name
+  assert token_shards.read_manifest(str(out)) == token_shards.read_manifest(str(uninterrupted))

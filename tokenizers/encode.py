@@ -7,9 +7,15 @@ Streams per example (see videopoet_jax/data/token_shards.py): `video` ids, `audi
 --text_model is given) or `text_embedding` (--text_embeddings=DIR holding `<split>.npy` `[N, L, D]`),
 and the conditioning streams `inpaint_video`, `outpaint_video`, `structure_video`.
 
-Batches are split over the mesh's data axis (all devices). Shards are written to a temporary name and
-renamed when complete: kill the program at any time and run the same command again; finished shards are
-kept and skipped, and the result is byte-identical to an uninterrupted run.
+Batches are split over the mesh's data axis (this process's devices). Shards are written to a temporary
+name and renamed when complete: kill the program at any time and run the same command again; finished
+shards are kept and skipped, and the result is byte-identical to an uninterrupted run.
+
+Across processes and hosts (--num_processes and --process_id, or JAX_NUM_PROCESSES / JAX_PROCESS_ID: the
+flags train.py takes; no coordinator is needed, the processes never talk): process p of n encodes the
+shards whose index is p modulo n, on its own devices, into the same --out (a shared folder or bucket);
+process 0 writes the manifest and the text model, which the others wait for. The union is byte-identical to
+one process's output (tested with 2 local processes).
 """
 
 import json
@@ -21,7 +27,7 @@ import numpy as np
 import tqdm
 from absl import app, flags
 
-from videopoet_jax import cli_errors
+from videopoet_jax import cli_errors, distributed
 from videopoet_jax.data import conditioning, datasets, token_shards
 from videopoet_jax.data.stream_encoding import MASKED_STREAMS, STREAMS, Encoder, shard_records
 from videopoet_jax.tokenizers import pretrained, text
@@ -46,7 +52,32 @@ flags.DEFINE_string("out", None, "Output folder of the token shards.")
 flags.DEFINE_integer("examples_per_shard", 256, "Examples per shard file.")
 flags.DEFINE_integer("batch_size", 8, "Clips per tokenizer call (rounded up to a multiple of the devices).")
 flags.DEFINE_integer("max_examples", 0, "Encode only the first N examples of each split (0: all).")
+distributed.define_flags()
 FLAGS = flags.FLAGS
+
+
+# How long a process other than 0 waits for process 0's manifest and text model.
+WAIT_FOR_PRIMARY_S = 1800
+
+
+def process_slot() -> tuple[int, int]:
+  """`(index, count)` of this process among the encoding processes (flags, else the environment)."""
+  mode = "off" if FLAGS.distributed == "off" else "auto"
+  spec = distributed.process_spec(mode, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  count = (spec and spec.num_processes) or 1
+  index = (spec and spec.process_id) or 0
+  if not 0 <= index < count:
+    raise ValueError(f"--process_id={index} must be in [0, --num_processes={count})")
+  return index, count
+
+
+def wait_for(path: str) -> None:
+  """Waits until `path` exists (written by process 0); TimeoutError after WAIT_FOR_PRIMARY_S."""
+  deadline = time.time() + WAIT_FOR_PRIMARY_S
+  while not os.path.exists(path):
+    if time.time() > deadline:
+      raise TimeoutError(f"process 0 did not write {path} within {WAIT_FOR_PRIMARY_S} s")
+    time.sleep(0.5)
 
 
 def say(line: str) -> None:
@@ -107,20 +138,24 @@ def check_manifest(out: str, manifest: dict, partial: bool = False) -> None:
     )
 
 
-def encode_split(encoder, split, source, out, streams, features, text_tokenizer) -> dict:
+def encode_split(encoder, split, source, out, streams, features, text_tokenizer, slot=(0, 1)) -> dict:
   count = min(len(source), FLAGS.max_examples or len(source))
   per_shard = FLAGS.examples_per_shard
   num_shards = max(1, -(-count // per_shard))
   embeddings = load_embeddings(split, count) if FLAGS.text_embeddings and "text" in streams else None
   for stale in token_shards.remove_partial(out, split):
     say(f"removed the partial shard {stale} of an interrupted run")
-  done = [s for s in range(num_shards) if os.path.exists(token_shards.shard_path(out, split, s, num_shards))]
-  done_examples = sum(min(per_shard, count - s * per_shard) for s in done)
+  # This process's shards (all of them in a one-process run).
+  mine = list(range(slot[0], num_shards, slot[1]))
+  sizes = {s: min(per_shard, count - s * per_shard) for s in mine}
+  done = [s for s in mine if os.path.exists(token_shards.shard_path(out, split, s, num_shards))]
+  done_examples = sum(sizes[s] for s in done)
   if done:
-    say(f"{split}: {len(done)} of {num_shards} shards already written, skipping them")
+    say(f"{split}: {len(done)} of {len(mine)} shards already written, skipping them")
   start_time = time.time()
-  bar = tqdm.tqdm(total=count, initial=done_examples, desc=f"encode {split}", unit="ex", file=sys.stderr)
-  for shard in range(num_shards):
+  total = sum(sizes.values())
+  bar = tqdm.tqdm(total=total, initial=done_examples, desc=f"encode {split}", unit="ex", file=sys.stderr)
+  for shard in mine:
     path = token_shards.shard_path(out, split, shard, num_shards)
     if shard in done:
       continue
@@ -131,11 +166,12 @@ def encode_split(encoder, split, source, out, streams, features, text_tokenizer)
     bar.update(len(examples))
   bar.close()
   seconds = time.time() - start_time
-  encoded = count - done_examples
+  encoded = total - done_examples
   return {
     "split": split,
     "examples": count,
     "shards": num_shards,
+    "process": f"{slot[0]} of {slot[1]}",
     "encoded_now": encoded,
     "seconds": round(seconds, 2),
     "examples_per_s": round(encoded / seconds, 2) if encoded else None,
@@ -145,6 +181,11 @@ def encode_split(encoder, split, source, out, streams, features, text_tokenizer)
 def main(argv):
   del argv
   quiet_unless_verbose()
+  try:
+    slot = process_slot()
+  except ValueError as e:
+    cli_errors.exit_with(e)
+  primary = slot[0] == 0
   if not FLAGS.dataset or not FLAGS.out:
     cli_errors.exit_with("--dataset and --out are required")
   unknown = set(FLAGS.streams) - set(STREAMS)
@@ -196,20 +237,24 @@ def main(argv):
   try:
     check_manifest(FLAGS.out, manifest)
     text_tokenizer = None
-    if "text" in streams:
-      if FLAGS.text_embeddings:
-        manifest["text"] = {"embeddings": os.path.abspath(FLAGS.text_embeddings)}
-      else:
-        text_tokenizer, manifest["text"] = text_setup(sources, FLAGS.out)
-  except cli_errors.BAD_INPUT as e:
+    if "text" in streams and FLAGS.text_embeddings:
+      manifest["text"] = {"embeddings": os.path.abspath(FLAGS.text_embeddings)}
+    elif "text" in streams and primary:
+      text_tokenizer, manifest["text"] = text_setup(sources, FLAGS.out)
+    if primary:
+      token_shards.write_manifest(FLAGS.out, manifest)
+    else:  # the manifest is written after the text model
+      wait_for(os.path.join(FLAGS.out, token_shards.MANIFEST))
+      if "text" in streams and not FLAGS.text_embeddings:
+        text_tokenizer = text.TextTokenizer(os.path.join(FLAGS.out, token_shards.TEXT_MODEL))
+  except (*cli_errors.BAD_INPUT, TimeoutError) as e:
     cli_errors.exit_with(e)
-  token_shards.write_manifest(FLAGS.out, manifest)
   encoder = Encoder(video_tokenizer, audio, FLAGS.batch_size, int(clip["sample_rate"]))
   say(f"encoding on {len(encoder.mesh.devices.flat)} devices, batch {encoder.batch_size}")
   for split in splits:
     try:
       summary = encode_split(
-        encoder, split, sources[split], FLAGS.out, streams, builder.info.features, text_tokenizer
+        encoder, split, sources[split], FLAGS.out, streams, builder.info.features, text_tokenizer, slot
       )
     except cli_errors.BAD_INPUT as e:
       cli_errors.exit_with(e)

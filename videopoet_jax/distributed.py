@@ -78,6 +78,38 @@ def process_spec(
   return spec
 
 
+def define_flags() -> None:
+  """Defines --distributed, --coordinator_address, --num_processes and --process_id (the programs that run
+  as several processes, train.py and tokenizers/encode.py, call it once at import; encode.py reads only
+  the process count and index: its processes never talk)."""
+  from absl import flags
+
+  flags.DEFINE_enum(
+    "distributed",
+    "env",
+    MODES,
+    "off: one process. env: jax.distributed when a coordinator is given by flag or JAX_COORDINATOR_ADDRESS. "
+    "auto: always jax.distributed, detecting the cluster (TPU pod, SLURM) when no coordinator is given.",
+  )
+  flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (default: JAX_COORDINATOR_ADDRESS)."
+  )
+  flags.DEFINE_integer(
+    "num_processes", None, "Processes in the run (default: JAX_NUM_PROCESSES or detected)."
+  )
+  flags.DEFINE_integer("process_id", None, "This process's index (default: JAX_PROCESS_ID or detected).")
+
+
+def initialize_from_flags() -> None:
+  """`initialize` with what `define_flags`'s flags (or the environment) say."""
+  from absl import flags
+
+  given = flags.FLAGS
+  initialize(
+    process_spec(given.distributed, given.coordinator_address, given.num_processes, given.process_id)
+  )
+
+
 def initialize(spec: ProcessSpec | None) -> None:
   """Initializes jax.distributed for `spec` (nothing for None); call before anything touches a device."""
   if spec is None:

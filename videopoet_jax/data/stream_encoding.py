@@ -47,7 +47,8 @@ class Encoder:
   """Runs the tokenizers on host examples; batches are sharded over the mesh's data axis."""
 
   def __init__(self, video_tokenizer, audio, batch_size: int, sample_rate: int):
-    self.mesh = sharding.make_mesh(config_utils.data_parallel_mesh())
+    # This process's own devices: in a multi-process encode each process tokenizes its own shards.
+    self.mesh = sharding.make_mesh(config_utils.data_parallel_mesh(), jax.local_devices())
     parallel = sharding.data_parallel_size(self.mesh)
     self.batch_size = -(-batch_size // parallel) * parallel
     self.batch_sharding = sharding.batch_sharding(self.mesh)
