@@ -4,6 +4,8 @@ with two clients at once, and the page itself in headless Chromium."""
 import concurrent.futures
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -16,15 +18,19 @@ from videopoet_jax.data import media
 from videopoet_jax.decoding import user_tasks
 from videopoet_jax.decoding.generator import Generator
 
-from conftest import make_tiny_bundle
+from conftest import REPO, make_tiny_bundle
 
 FPS, FRAMES, SIZE = 8, 9, 16  # the tiny video tokenizer's clip (as in test_sample: shared compilations)
 CAPTIONS = ["a small red circle moving left", "a big blue square moving up", "a green triangle moving right"]
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-  bundle = make_tiny_bundle(tmp_path_factory.mktemp("bundle"), CAPTIONS, FRAMES, SIZE, FPS)
+def bundle(tmp_path_factory):
+  return make_tiny_bundle(tmp_path_factory.mktemp("bundle"), CAPTIONS, FRAMES, SIZE, FPS)
+
+
+@pytest.fixture(scope="module")
+def studio(bundle, tmp_path_factory):
   gen = Generator.load(bundle["lm"], bundle["video_tokenizer"], bundle["audio_tokenizer"])
   return handlers.Studio(gen, str(tmp_path_factory.mktemp("results")))
 
@@ -50,6 +56,41 @@ def server(studio):
   )
   yield f"http://127.0.0.1:{port}/"
   demo.close()
+
+
+def test_the_program_warms_up_then_serves_on_localhost(bundle, tmp_path):
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  command = [
+    sys.executable,
+    "-u",
+    "-m",
+    "videopoet_jax.app",
+    f"--checkpoint={bundle['lm']}",
+    f"--port={port}",
+  ]
+  command += [f"--out_dir={tmp_path}"]
+  server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  try:
+    lines = []
+    for line in server.stdout:  # the warm-up is printed before the page opens
+      lines.append(line)
+      if "Running on local URL" in line:
+        break
+    assert any(line.startswith("warm-up text_to_video:") for line in lines), "".join(lines)[-2000:]
+    assert f"http://127.0.0.1:{port}" in lines[-1]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+      assert response.status == 200 and b"videopoet-jax" in response.read()
+  finally:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_a_bad_flag_is_one_line_before_the_model_loads(tmp_path):
+  command = [sys.executable, "-m", "videopoet_jax.app", "--warmup=dance", "--checkpoint=/nonexistent"]
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith("error: --warmup")
 
 
 def test_a_result_is_written_with_the_command_that_reproduces_it(studio):
