@@ -76,7 +76,7 @@ def check_flags() -> None:
       raise ValueError('--task=story needs --prompts="p1|p2|..." or --prompts_file: two or more, none empty')
   elif FLAGS.prompts is not None or FLAGS.prompts_file:
     raise ValueError("--prompts and --prompts_file are for --task=story")
-  needs = [n for n in user_tasks.get(FLAGS.task).needs if FLAGS.task != "story"]
+  needs = () if FLAGS.task == "story" else user_tasks.get(FLAGS.task).needs  # a story's: checked above
   missing = [f"--{name}" for name in needs if not FLAGS[name].value]
   if missing:
     raise ValueError(f"--task={FLAGS.task} needs {' and '.join(missing)}")

@@ -136,6 +136,8 @@ def test_region_psnr_and_mean_fill_baseline():
 
 def test_scores_of_ground_truth_meet_every_target(combination_clips):
   for task, criteria in shapes_scores.TASK_CRITERIA.items():
+    if task == "story":  # a story is longer than a world clip: see test_a_story_is_scored_second_by_second
+      continue
     samples = []
     for clip in combination_clips[:6]:
       truth = shapes_scores.truth_from_example(clip)
