@@ -5,6 +5,10 @@
   python sample.py --task=text_to_image --prompt="..." --output=out.png
   python sample.py --task=image_to_video --image=first.png [--prompt=...] --output=out.mp4
   python sample.py --task=extend --video=in.mp4 --seconds=3 [--prompt=...] --output=out.mp4
+  python sample.py --task=extend --direction=backward --video=in.mp4 --seconds=1 --output=out.mp4
+  python sample.py --task=bridge --image=first.png --last_image=last.png [--prompt=...] --output=out.mp4
+  python sample.py --task=bridge --video=a.mp4 --next_video=b.mp4 --output=out.mp4   # a, transition, b
+  python sample.py --task=loop --prompt="..." --output=out.mp4                      # or --video=in.mp4
   python sample.py --task=inpaint --video=in.mp4 [--box=x0,y0,x1,y1 | --mask=mask.png] --output=out.mp4
   python sample.py --task=outpaint --video=in.mp4 [--box=... | --mask=...] --output=out.mp4
   python sample.py --task=stylize --video=in.mp4 --prompt="..." --output=out.mp4
@@ -26,7 +30,7 @@ from absl import app, flags
 from videopoet_jax import cli_errors
 from videopoet_jax.data import media
 from videopoet_jax.decoding import cli, inputs, user_tasks
-from videopoet_jax.decoding.generator import Generator
+from videopoet_jax.decoding.generator import DIRECTIONS, Generator
 from videopoet_jax.training.progress import quiet_unless_verbose
 
 flags.DEFINE_enum("task", None, user_tasks.NAMES, "What to generate.", required=True)
@@ -35,8 +39,13 @@ flags.DEFINE_string("prompt", None, "Text prompt.")
 flags.DEFINE_string("prompts", None, 'story: its prompts, "|"-separated (a clip, then a second per prompt).')
 flags.DEFINE_string("prompts_file", None, "story: a text file of its prompts, one per line.")
 flags.DEFINE_string("negative_prompt", None, "Prompt of the guidance's unconditional branch.")
-flags.DEFINE_string("image", None, "Input image (image_to_video).")
+flags.DEFINE_string("image", None, "Input image (image_to_video; bridge: the first frame).")
+flags.DEFINE_string("last_image", None, "bridge: the last frame.")
 flags.DEFINE_string("video", None, "Input video.")
+flags.DEFINE_string("next_video", None, "bridge: the video the transition from --video leads into.")
+flags.DEFINE_enum(
+  "direction", "forward", DIRECTIONS, "extend: after the clip, or backward (the footage leading into it)."
+)
 flags.DEFINE_string(
   "mask", None, "PNG of the input's size, white = the region (inpaint: regenerate; outpaint: keep)."
 )
@@ -76,10 +85,21 @@ def check_flags() -> None:
       raise ValueError('--task=story needs --prompts="p1|p2|..." or --prompts_file: two or more, none empty')
   elif FLAGS.prompts is not None or FLAGS.prompts_file:
     raise ValueError("--prompts and --prompts_file are for --task=story")
-  needs = () if FLAGS.task == "story" else user_tasks.get(FLAGS.task).needs  # a story's: checked above
+  task = user_tasks.get(FLAGS.task)
+  needs = () if task.name == "story" else task.needs  # a story's: checked above
   missing = [f"--{name}" for name in needs if not FLAGS[name].value]
+  if missing and task.instead and all(FLAGS[name].value for name in task.instead):
+    missing = []
   if missing:
-    raise ValueError(f"--task={FLAGS.task} needs {' and '.join(missing)}")
+    instead = f" (or {' and '.join(f'--{name}' for name in task.instead)})" if task.instead else ""
+    raise ValueError(f"--task={FLAGS.task} needs {' and '.join(missing)}{instead}")
+  unused = [
+    f"--{name}" for name in ("last_image", "next_video") if FLAGS[name].value and name not in task.takes
+  ]
+  if FLAGS.direction != "forward" and task.name != "extend":
+    unused.append("--direction")
+  if unused:
+    raise ValueError(f"{' and '.join(unused)}: not an input of --task={FLAGS.task}")
   if FLAGS.prompt is not None and not FLAGS.prompt.strip():
     raise ValueError("the prompt is empty")
   if FLAGS.box and FLAGS.mask:
@@ -90,7 +110,7 @@ def check_flags() -> None:
   if FLAGS.seconds is not None and not FLAGS.seconds > 0:
     raise ValueError(f"--seconds={FLAGS.seconds:g}: must be > 0")
   cli.check_sampling_flags()
-  for name in ("image", "video", "mask"):
+  for name in ("image", "last_image", "video", "next_video", "mask"):
     if FLAGS[name].value:
       media.check_readable(FLAGS[name].value)
   for path in paths(FLAGS.num_samples):
@@ -127,10 +147,16 @@ def request(gen: Generator) -> user_tasks.Request:
     negative_prompt=FLAGS.negative_prompt,
     seconds=FLAGS.seconds,
     story=[story[1:]] * n if story else None,
+    direction=FLAGS.direction,
     progress=round_progress,
   )
-  if FLAGS.image:
-    req.image = np.repeat(note(inputs.read_image(FLAGS.image, gen.size), FLAGS.image).frames, n, 0)
+  for name in ("image", "last_image"):
+    if FLAGS[name].value:
+      path = FLAGS[name].value
+      setattr(req, name, np.repeat(note(inputs.read_image(path, gen.size), path).frames, n, 0))
+  if FLAGS.next_video:
+    prepared = note(inputs.read_clip(FLAGS.next_video, gen.size, gen.fps, min_frames=1), FLAGS.next_video)
+    req.next_video = np.repeat(prepared.frames[None], n, 0)
   if FLAGS.video:
     length = {"min_frames": gen.context_frames} if task.whole_video else {"frames": gen.frames}
     prepared = note(inputs.read_clip(FLAGS.video, gen.size, gen.fps, **length), FLAGS.video)

@@ -9,10 +9,10 @@ Usage:
 Variants:
   tiny   -- the tests: a few seconds per step on CPU, synthetic token shards.
   demo   -- the bundled model, trained on this 2-core CPU: shapes_world (20,000 clips) tokenized by the
-            world's own tokenizers (configs/video_tokenizer.py:shapes, 5x8x8 ids of 14 bits;
+            world's own tokenizers (configs/video_tokenizer.py:world, 5x8x8 ids of 14 bits;
             configs/audio_tokenizer.py:shapes, 4 x 106 ids of 10 bits), every task. `demo,phase=2`
-            continues it (`--config.train.init_from=` the first phase's workdir) on the tasks the first
-            phase learns slowest: the prompted video tasks get most of the steps.
+            continues a model (`--config.train.init_from=` its workdir) on the tasks learned slowest: the
+            prompted video tasks get most of the steps.
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
@@ -42,6 +42,8 @@ TASK_WEIGHTS = {
   "stylize": 1.0,
   "video_to_audio": 1.0,
   "audio_to_video": 0.5,
+  "bridge": 0.5,
+  "backward": 0.5,
 }
 
 # Logical axis -> mesh axes. Parameters: "embed" over fsdp, the wide dims over tensor. Activations: batch
@@ -220,23 +222,28 @@ def get_config(arg=None):
   config.sharding.rules = SHARDING_RULES
 
   if arg.variant == "demo":
-    config.data.tokens_dir = "tokens/shapes_world_20k"
+    config.data.tokens_dir = "tokens/world_20k"
     config.model.tied_embeddings = True
-    # Under an hour of this CPU: text-to-video (and the tasks that share its motion) get most of the steps,
-    # and the image-first phase is short (the image tasks are what the video tasks' first frame learns
-    # first).
+    # About 100 minutes of this CPU, one run: text-to-video and the tasks that share its motion get most of
+    # the steps, and the image-first phase is short (the image tasks are what the video tasks' first frame
+    # learns first).
     config.mixture.weights.update(
-      text_to_video=3.0,
+      text_to_video=4.0,
       image_to_video=1.5,
       continuation=1.5,
       video_to_audio=1.5,
+      inpaint=0.75,
+      outpaint=0.75,
+      stylize=0.75,
+      bridge=0.75,
+      backward=0.75,
       unconditional_video=0.25,
       audio_to_video=0.25,
     )
     config.mixture.early_fraction = 0.1
     config.mixture.early_image_share = 0.5
-    config.train.steps = 600
-    config.train.eval_every = 250
+    config.train.steps = 2400
+    config.train.eval_every = 400
     config.train.checkpoint_every = 100
     # One loss chunk per sequence: a chunk shorter than the sequence pads it up to a multiple (340 -> 512
     # positions of 21k-wide logits); one chunk is 1.45x faster a step here.

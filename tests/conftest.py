@@ -93,6 +93,7 @@ def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
         "inpaint_video": video_ids(),
         "outpaint_video": video_ids(),
         "structure_video": video_ids(),
+        "reversed_video": video_ids(),
       }
       for i in range(count)
     ]
@@ -102,7 +103,15 @@ def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
   token_shards.write_manifest(
     str(out),
     {
-      "streams": ["video", "audio", "text", "inpaint_video", "outpaint_video", "structure_video"],
+      "streams": [
+        "video",
+        "audio",
+        "text",
+        "inpaint_video",
+        "outpaint_video",
+        "structure_video",
+        "reversed_video",
+      ],
       "video_tokenizer": {"code_bits": config.vocab.video_bits, "latent_shape": list(latent)},
       "audio_tokenizer": {
         "config": {"levels": config.layout.audio_levels, "codebook_size": config.vocab.audio_codebook_size}

@@ -41,7 +41,8 @@ def uploads(tmp_path_factory):
   frames = np.random.default_rng(0).integers(0, 255, (24, 30, 40, 3), np.uint8)
   media.write_video(str(root / "clip.mp4"), frames, 24)
   (root / "notes.txt").write_text("not a video")
-  return {"video": str(root / "clip.mp4"), "text": str(root / "notes.txt")}
+  media.write_image(str(root / "first.png"), frames[0])
+  return {"video": str(root / "clip.mp4"), "text": str(root / "notes.txt"), "image": str(root / "first.png")}
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +114,12 @@ def test_a_result_is_written_with_the_command_that_reproduces_it(studio):
   "task, given, message",
   [
     ("text_to_video", handlers.Inputs(prompt="  "), "the prompt is empty"),
-    ("extend", handlers.Inputs(), "needs an uploaded video"),
+    ("extend", handlers.Inputs(), "extend needs video"),
     ("extend", handlers.Inputs(video="{text}", seconds=1.0), "not a video file"),
     ("extend", handlers.Inputs(video="{video}", seconds=-1.0), "seconds must be > 0"),
     ("inpaint", handlers.Inputs(video="{video}", box="0,0,99,10"), "does not lie inside the 40x30"),
     ("inpaint", handlers.Inputs(video="{video}", box="1,2,3"), "four whole numbers"),
+    ("bridge", handlers.Inputs(image="{image}"), r"needs last_image \(or video and next_video\)"),
   ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(task, given, message, studio, uploads):
@@ -129,6 +131,20 @@ def test_bad_input_is_one_line_and_writes_nothing(task, given, message, studio, 
     studio.run(task, given, handlers.Controls())
   assert "\n" not in cli_errors.one_line(error.value)
   assert sorted(os.listdir(studio.out_dir)) == before
+
+
+def test_a_bridge_and_a_backward_extension_from_the_page(studio, uploads):
+  """The inputs of the new tabs reach the generator: a bridge between two images is one clip; a backward
+  extension ends with the given clip's frames, and its command says which way it went."""
+  bridge = studio.run(
+    "bridge", handlers.Inputs(image=uploads["image"], last_image=uploads["image"]), handlers.Controls()
+  )
+  assert media.read_video(bridge.video).frames.shape == (FRAMES, SIZE, SIZE, 3)
+  assert "--last_image=first.png" in bridge.command
+  given = handlers.Inputs(video=uploads["video"], seconds=1.0, direction="backward")
+  backward = studio.run("extend", given, handlers.Controls())
+  assert "--direction=backward" in backward.command
+  assert media.read_video(backward.video).frames.shape[0] == 8 + 8  # 1 s of 8 fps input, 8 frames before
 
 
 def test_an_upload_over_the_size_limit_is_refused(studio, uploads, monkeypatch):

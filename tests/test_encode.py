@@ -104,15 +104,18 @@ def test_records_hold_every_stream(setup, uninterrupted):
   direct = np.asarray(jax.jit(tokenizer.encode)(videos))
   structure = np.stack([conditioning.structure_clip(e) for e in examples]).astype(np.float32) / 127.5 - 1
   direct_structure = np.asarray(jax.jit(tokenizer.encode)(structure))
+  direct_reversed = np.asarray(jax.jit(tokenizer.encode)(videos[:, ::-1]))
   for i, (record, example) in enumerate(zip(records, examples, strict=False)):
     assert record["caption"] == example["caption"].decode()
     assert record["attributes"]["seed"] == int(example["seed"])
-    for stream in ("video", "inpaint_video", "outpaint_video", "structure_video"):
+    for stream in ("video", "inpaint_video", "outpaint_video", "structure_video", "reversed_video"):
       ids = record[stream]
       assert ids.shape == (5, 8, 8) and ids.dtype == np.int32 and 0 <= ids.min() and ids.max() < 2**8
     # Sharded batches over 8 devices give the ids a plain single-call encode gives.
     assert np.mean(record["video"] == direct[i]) > 0.99
     assert np.mean(record["structure_video"] == direct_structure[i]) > 0.99
+    # The clip played backwards, encoded as its own clip (bridge's last frame, backward extension).
+    assert np.mean(record["reversed_video"] == direct_reversed[i]) > 0.99
     # The masked streams are the clip's own ids (the task hides the token mask's cells): no second encoding.
     np.testing.assert_array_equal(record["inpaint_video"], record["video"])
     np.testing.assert_array_equal(record["outpaint_video"], record["video"])

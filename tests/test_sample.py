@@ -81,37 +81,81 @@ def _frames(path):
 
 
 CASES = {
-  "text_to_video": ("--prompt=a red circle", "out.mp4", FRAMES),
-  "story": ("--prompts=a red circle|a blue square|a red circle", "out.mp4", FRAMES + 2 * 4),  # 2 rounds of 4
-  "text_to_image": ("--prompt=a red circle", "out.png", None),
-  "image_to_video": ("--image={image}", "out.mp4", FRAMES),
-  "extend": ("--video={video}", "out.mp4", 16 + 8),  # 2 s at 8 fps, then one round of 8 new frames
-  "inpaint": ("--video={video}", "out.mp4", FRAMES),
-  "outpaint": ("--video={video}", "out.mp4", FRAMES),
-  "stylize": ("--video={video}", "out.mp4", FRAMES),
-  "video_to_audio": ("--video={video}", "out.wav", FRAMES),
-  "text_to_audio": ("--prompt=a red circle", "out.wav", FRAMES),
+  "text_to_video": (["--prompt=a red circle"], "out.mp4", FRAMES),
+  "story": (
+    ["--prompts=a red circle|a blue square|a red circle"],
+    "out.mp4",
+    FRAMES + 2 * 4,
+  ),  # 2 rounds of 4
+  "text_to_image": (["--prompt=a red circle"], "out.png", None),
+  "image_to_video": (["--image={image}"], "out.mp4", FRAMES),
+  "extend": (["--video={video}", "--seconds=1"], "out.mp4", 16 + 8),  # 2 s at 8 fps, one round of 8 frames
+  "bridge": (["--image={image}", "--last_image={image}"], "out.mp4", FRAMES),
+  "loop": (["--prompt=a red circle"], "out.mp4", FRAMES + FRAMES - 2),  # the clip, the bridge's inside
+  "inpaint": (["--video={video}"], "out.mp4", FRAMES),
+  "outpaint": (["--video={video}"], "out.mp4", FRAMES),
+  "stylize": (["--video={video}", "--prompt=a blue square"], "out.mp4", FRAMES),
+  "video_to_audio": (["--video={video}"], "out.wav", FRAMES),
+  "text_to_audio": (["--prompt=a red circle"], "out.wav", FRAMES),
+}
+# Other input sets of the same tasks: (arguments, output frames).
+VARIANTS = {
+  # 16 frames, the round of 8 frames that leads into them.
+  "extend backward": (["--task=extend", "--video={video}", "--seconds=1", "--direction=backward"], 16 + 8),
+  # a's 16 frames, the bridge without its ends (9 - 2), b's 16 frames.
+  "transition": (["--task=bridge", "--video={video}", "--next_video={video}"], 16 + FRAMES - 2 + 16),
+  "loop of a video": (["--task=loop", "--video={video}"], 16 + FRAMES - 2),
 }
 
 
-@pytest.mark.parametrize("task", list(CASES))
-def test_every_task_writes_its_outputs(task, bundle, media_files, tmp_path, capsys):
-  argument, name, frames = CASES[task]
-  extra = ["--seconds=1"] if task == "extend" else []
-  extra += ["--prompt=a blue square"] if task == "stylize" else []
-  out = tmp_path / name
-  _run(bundle, f"--task={task}", argument.format(**media_files), f"--output={out}", "--num_samples=2", *extra)
-  assert "wrote" in capsys.readouterr().out
-  paths = [tmp_path / name.replace(".", f"_{i}.") for i in range(2)]
+def _check_outputs(paths, frames):
   for path in paths:
-    if name.endswith(".png"):
+    if str(path).endswith(".png"):
       assert np.asarray(Image.open(path)).shape == (SIZE, SIZE, 3)
-    elif name.endswith(".wav"):
+    elif str(path).endswith(".wav"):
       wave, rate = soundfile.read(path)
       assert rate == 16_000 and len(wave) == 6 * 40  # 6 audio frames of the tiny hop
       assert _frames(str(path).replace(".wav", ".mp4")).shape[:2] == (frames, SIZE)
     else:
       assert _frames(path).shape == (frames, SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_every_task_writes_its_outputs(task, bundle, media_files, tmp_path, capsys):
+  arguments, name, frames = CASES[task]
+  out = tmp_path / name
+  arguments = [a.format(**media_files) for a in arguments]
+  _run(bundle, f"--task={task}", *arguments, f"--output={out}", "--num_samples=2")
+  assert "wrote" in capsys.readouterr().out
+  _check_outputs([tmp_path / name.replace(".", f"_{i}.") for i in range(2)], frames)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_other_input_sets_write_their_outputs(variant, bundle, media_files, tmp_path):
+  arguments, frames = VARIANTS[variant]
+  _run(bundle, *[a.format(**media_files) for a in arguments], f"--output={tmp_path / 'out.mp4'}")
+  _check_outputs([tmp_path / "out.mp4"], frames)
+
+
+def test_joins_keep_the_given_frames(generator):
+  """Backward extension ends with the given clip, a transition starts with the first clip and ends with
+  the next one, a loop starts with its clip: the given frames are kept exactly, the new ones go where the
+  docstrings say."""
+  rng = np.random.default_rng(3)
+  a, b = (rng.integers(0, 255, (1, 12, SIZE, SIZE, 3), np.uint8) for _ in range(2))
+  backward = generator.extend(a, 1.0, [None], GREEDY, 0, direction="backward")
+  assert backward.shape[1] == 12 + 8
+  np.testing.assert_array_equal(backward[:, 8:], a)
+  joined = generator.transition(a, b, [None], GREEDY, 0)
+  np.testing.assert_array_equal(joined[:, :11], a[:, :11])
+  np.testing.assert_array_equal(joined[:, -12:], b)
+  bridge = generator.bridge(a[:, -1], b[:, 0], [None], GREEDY, 0)
+  np.testing.assert_array_equal(joined[:, 11 : 11 + FRAMES - 1], bridge[:, :-1])
+  looped = generator.loop(a, [None], GREEDY, 0)
+  np.testing.assert_array_equal(looped[:, :12], a)
+  np.testing.assert_array_equal(
+    looped[:, 12:], generator.bridge(a[:, -1], a[:, 0], [None], GREEDY, 0)[:, 1:-1]
+  )
 
 
 def test_one_task_table_names_every_task_and_its_missing_inputs():
@@ -215,6 +259,11 @@ BAD = [
   (("--task=story", "--prompts=a red circle"), "two or more, none empty"),
   (("--task=story", "--prompts=a red circle|"), "two or more, none empty"),
   (("--task=text_to_video", "--prompt=a", "--prompts=a|b"), "are for --task=story"),
+  (("--task=bridge", "--image={image}"), r"needs --last_image \(or --video and --next_video\)"),
+  (("--task=bridge", "--video={video}"), r"needs --image and --last_image \(or --video and --next_video\)"),
+  (("--task=loop",), r"needs --prompt \(or --video\)"),
+  (("--task=text_to_video", "--prompt=a", "--direction=backward"), "--direction: not an input of"),
+  (("--task=image_to_video", "--image={image}", "--last_image={image}"), "--last_image: not an input of"),
 ]
 
 

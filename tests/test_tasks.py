@@ -25,12 +25,14 @@ def _record(seed=0, text_length=3):
     "inpaint_video": video(),
     "outpaint_video": video(),
     "structure_video": video(),
+    "reversed_video": video(),
   }
 
 
 def _expected_parts(name, record):
   """What parse must give back, written out per task from the record (not through the registry)."""
   video, text, audio = record["video"], record["text"], record["audio"]
+  reversed_video = record["reversed_video"]
   c = LAYOUT.context_frames
   masked = lambda ids, mask: np.where(mask[None], sequence.MASKED, ids)
   return {
@@ -48,6 +50,17 @@ def _expected_parts(name, record):
     "stylize": {"text": text, "structure_video": record["structure_video"], "video": video},
     "video_to_audio": {"video": video, "audio": audio},
     "audio_to_video": {"audio": audio, "video": video},
+    "bridge": {
+      "text": text,
+      "video[first]": video[:1],
+      "reversed_video[first]": reversed_video[:1],
+      "video[after_first]": video[1:],
+    },
+    "backward": {
+      "text": text,
+      "reversed_video[context]": reversed_video[:c],
+      "reversed_video[after_context]": reversed_video[c:],
+    },
   }[name]
 
 

@@ -23,6 +23,8 @@ from videopoet_jax.data import media
 from videopoet_jax.decoding import inputs, user_tasks
 from videopoet_jax.decoding.generator import Generator, override_sampling
 
+# Inputs that are uploaded files.
+UPLOADS = ("image", "last_image", "video", "next_video")
 # The largest upload the page takes (also Gradio's own limit, `launch(max_file_size=...)`).
 MAX_UPLOAD_MB = 50
 
@@ -30,7 +32,7 @@ MAX_UPLOAD_MB = 50
 @dataclasses.dataclass(frozen=True)
 class Inputs:
   """What the user gave: a prompt, uploaded file paths, a box "x0,y0,x1,y1" in the video's pixels, seconds,
-  and a story's later prompts (one per line)."""
+  a story's later prompts (one per line) and an extension's direction."""
 
   prompt: str | None = None
   image: str | None = None
@@ -38,6 +40,9 @@ class Inputs:
   box: str | None = None
   seconds: float | None = None
   story: str | None = None
+  last_image: str | None = None
+  next_video: str | None = None
+  direction: str | None = None
 
   def story_prompts(self) -> list[str]:
     return [line.strip() for line in (self.story or "").splitlines() if line.strip()]
@@ -88,9 +93,11 @@ def sample_command(task: str, given: Inputs, controls: Controls, output: str) ->
   args = [f"--task={task}"]
   if given.prompt:
     args.append(f"--prompt={given.prompt}")
-  for name in ("image", "video"):
+  for name in UPLOADS:
     if getattr(given, name):
       args.append(f"--{name}={os.path.basename(getattr(given, name))}")
+  if given.direction and given.direction != "forward":
+    args.append(f"--direction={given.direction}")
   if given.box:
     args.append(f"--box={given.box.replace(' ', '')}")
   if given.seconds:
@@ -126,9 +133,6 @@ class Studio:
       raise ValueError(f"{task} needs a prompt: the prompt is empty")
     if given.seconds is not None and not given.seconds > 0:
       raise ValueError(f"seconds must be > 0, got {given.seconds:g}")
-    for name in ("image", "video"):
-      if name in spec.needs and not getattr(given, name):
-        raise ValueError(f"{task} needs an uploaded {name}")
     if controls.seed < 0:
       raise ValueError(f"seed must be >= 0, got {controls.seed}")
     req = user_tasks.Request(
@@ -142,22 +146,28 @@ class Studio:
       seed=controls.seed,
       seconds=given.seconds if "seconds" in spec.needs or task == "text_to_video" else None,
       story=[given.story_prompts()] if "story" in spec.needs else None,
+      direction=given.direction or "forward",
     )
     notes = []
-    if "image" in spec.needs:
-      check_upload(given.image)
-      prepared = inputs.read_image(given.image, gen.size)
-      req.image, notes = prepared.frames, notes + prepared.notes
-    if "video" in spec.needs:
-      check_upload(given.video)
-      length = {"min_frames": gen.context_frames} if spec.whole_video else {"frames": gen.frames}
-      prepared = inputs.read_clip(given.video, gen.size, gen.fps, **length)
-      req.video, notes = prepared.frames[None], notes + prepared.notes
-      if given.box and given.box.strip() and task in ("inpaint", "outpaint"):
-        req.region = inputs.box_mask(parse_box(given.box), prepared, gen.size)
+    for name in ("image", "last_image"):
+      if name in spec.takes and getattr(given, name):
+        check_upload(getattr(given, name))
+        prepared = inputs.read_image(getattr(given, name), gen.size)
+        setattr(req, name, prepared.frames)
+        notes += prepared.notes
+    for name in ("video", "next_video"):
+      if name in spec.takes and getattr(given, name):
+        check_upload(getattr(given, name))
+        length = {"min_frames": gen.context_frames} if spec.whole_video else {"frames": gen.frames}
+        prepared = inputs.read_clip(getattr(given, name), gen.size, gen.fps, **length)
+        setattr(req, name, prepared.frames[None])
+        notes += prepared.notes
+        if name == "video" and given.box and given.box.strip() and task in ("inpaint", "outpaint"):
+          req.region = inputs.box_mask(parse_box(given.box), prepared, gen.size)
     missing = user_tasks.missing_inputs(task, req)
     if missing:
-      raise ValueError(f"{task} needs {' and '.join(missing)}")
+      instead = f" (or {' and '.join(spec.instead)})" if spec.instead else ""
+      raise ValueError(f"{task} needs {' and '.join(missing)}{instead}")
     return req, notes
 
   def run(self, task: str, given: Inputs, controls: Controls, progress=None, display_size=None) -> Result:

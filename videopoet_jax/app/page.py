@@ -16,6 +16,7 @@ import gradio as gr
 from videopoet_jax import cli_errors
 from videopoet_jax.app.handlers import Controls, Inputs, Studio
 from videopoet_jax.decoding import user_tasks
+from videopoet_jax.decoding.generator import DIRECTIONS
 
 # Inputs a task's tab shows besides the ones it needs (an optional prompt steers the video tasks).
 OPTIONAL_PROMPT = ("image_to_video", "extend", "inpaint", "outpaint")
@@ -37,7 +38,7 @@ def _controls(seed, temperature, top_k, guidance) -> Controls:
 
 
 # A tab's inputs (those it shows, in this order), then its sampling controls and the session's history.
-INPUT_NAMES = ("prompt", "story", "image", "video", "box", "seconds")
+INPUT_NAMES = ("prompt", "story", "image", "last_image", "video", "next_video", "box", "seconds", "direction")
 CONTROL_NAMES = ("seed", "temperature", "top_k", "guidance", "history")
 
 
@@ -95,18 +96,24 @@ class Reporter:
 def _inputs(task: user_tasks.UserTask, gen) -> dict:
   """`{name: component}` of the inputs (INPUT_NAMES) `task`'s tab shows: only those it takes, so they are
   also exactly its API endpoint's."""
-  needs, name = task.needs, task.name
+  needs, takes, name = task.needs, task.takes, task.name
   extend = name == "extend"
+  # Inputs of `instead` are offered as the other way to give the task what it needs.
+  other = lambda input_name: "or, instead: " if input_name in task.instead else ""  # noqa: E731
   shown = {}
-  if "prompt" in needs or name in OPTIONAL_PROMPT:
-    optional = "" if "prompt" in needs else " (optional)"
+  if "prompt" in takes or name in OPTIONAL_PROMPT:
+    optional = "" if "prompt" in needs and not task.instead else " (optional)"
     shown["prompt"] = gr.Textbox(label="prompt" + optional, elem_id=f"{name}-prompt")
-  if "story" in needs:
+  if "story" in takes:
     shown["story"] = gr.Textbox(label="then, one second per prompt (one per line)", lines=3)
-  if "image" in needs:
+  if "image" in takes:
     shown["image"] = gr.Image(label="first frame", type="filepath")
-  if "video" in needs:
-    shown["video"] = gr.Video(label="input video")
+  if "last_image" in takes:
+    shown["last_image"] = gr.Image(label="last frame", type="filepath")
+  if "video" in takes:
+    shown["video"] = gr.Video(label=other("video") + "input video")
+  if "next_video" in takes:
+    shown["next_video"] = gr.Video(label=other("next_video") + "the video it leads into")
   if name in PAINT_TASKS:
     shown["box"] = gr.Textbox(label="box x0,y0,x1,y1 in the video's pixels (empty: the central square)")
   if name in ("extend", "text_to_video"):
@@ -114,6 +121,8 @@ def _inputs(task: user_tasks.UserTask, gen) -> dict:
       label="seconds" + (" to add" if extend else " in all (longer extends the clip)"),
       value=1.0 if extend else gen.frames / gen.fps,
     )
+  if extend:
+    shown["direction"] = gr.Radio(list(DIRECTIONS), value="forward", label="direction")
   return shown
 
 

@@ -5,6 +5,7 @@ clip's own ids with the tokens of `token_mask` replaced by `<mask>` (so a masked
 encoding; the tokens next to the box were encoded from the whole clip, as a user's edit of a given clip
 is). Stylization conditions on a structure video (structure.structure_video): flow plus the
 example's structure map (shapes_world: the object mask; clip_folder: edges or a precomputed map).
+Bridges and backward extension condition on the clip played backwards (`reversed_clip`).
 """
 
 from __future__ import annotations
@@ -51,3 +52,10 @@ def structure_clip(example: dict) -> np.ndarray:
   else:
     guide = np.where(np.asarray(example["mask"]) > 0, 255, 0).astype(np.uint8)
   return structure.structure_video(np.asarray(example["flow"]), guide)
+
+
+def reversed_clip(example: dict) -> np.ndarray:
+  """`[T, H, W, 3]` uint8: the example's clip played backwards. Encoded as its own clip, its first latent
+  frame is the clip's last frame as an image (a bridge's end) and its continuation is the footage that
+  leads into the clip (backward extension is continuation in reversed time)."""
+  return np.ascontiguousarray(np.asarray(example["video"])[::-1])

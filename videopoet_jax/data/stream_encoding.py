@@ -6,7 +6,8 @@
 Video-like streams are tokenized together in batches split over every device (mesh data axis); audio is
 resampled to the audio tokenizer's rate first. The masked streams (`inpaint_video`, `outpaint_video`) cost
 no encoding: they are the clip's own ids, and the task hides the tokens of the manifest's token mask
-(`conditioning.token_mask`) behind `<mask>` when it builds the sequence.
+(`conditioning.token_mask`) behind `<mask>` when it builds the sequence. `reversed_video` is the clip
+played backwards, encoded as its own clip (the bridge's last frame and backward extension read it).
 """
 
 import functools
@@ -18,7 +19,7 @@ from flax import nnx
 from videopoet_jax import config_utils, sharding
 from videopoet_jax.data import conditioning, datasets, media
 
-STREAMS = ("video", "audio", "text", "inpaint_video", "outpaint_video", "structure_video")
+STREAMS = ("video", "audio", "text", "inpaint_video", "outpaint_video", "structure_video", "reversed_video")
 MASKED_STREAMS = {"inpaint_video": "inpaint", "outpaint_video": "outpaint"}
 
 
@@ -115,6 +116,8 @@ def shard_records(encoder, examples, first_index, streams, features, text_tokeni
       jobs.append((i, "video", np.asarray(example["video"])))
     if "structure_video" in streams:
       jobs.append((i, "structure_video", conditioning.structure_clip(example)))
+    if "reversed_video" in streams:
+      jobs.append((i, "reversed_video", conditioning.reversed_clip(example)))
   if jobs:
     ids = encode_many(encoder.video, [clip for _, _, clip in jobs])
     for (i, stream, _), stream_ids in zip(jobs, ids, strict=True):

@@ -34,6 +34,8 @@ from videopoet_jax.tokenizers import pretrained, text
 
 # Sampling-settings kinds of output positions.
 KINDS = ("video", "audio")
+# Which way an extension goes: after the clip, or the footage that leads into it.
+DIRECTIONS = ("forward", "backward")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,36 +302,81 @@ class Generator:
     rest = self.generate("image_to_video", records, sampling, seed)
     return self.decode_video(np.concatenate([first, rest], axis=1))
 
-  def continue_clips(self, context_clips, prompts, sampling, seed) -> np.ndarray:
+  def continue_clips(self, context_clips, prompts, sampling, seed, direction="forward") -> np.ndarray:
     """`[N, C, S, S, 3]` uint8 (C = the frames of `layout.context_frames` latent frames) -> the next
-    frames `[N, frames - C, S, S, 3]` uint8 (one extension round)."""
+    frames `[N, frames - C, S, S, 3]` uint8 (one extension round). `direction="backward"`: the frames
+    that lead into the context instead, in playing order (the `backward` task continues the context
+    played backwards; its output, reversed again, ends where the context starts)."""
+    if direction not in DIRECTIONS:
+      raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    backward = direction == "backward"
+    context_clips = np.asarray(context_clips)[:, ::-1] if backward else np.asarray(context_clips)
+    stream = "reversed_video" if backward else "video"
     context = self.encode_video(context_clips)
     records = [
-      {**t, "video": _pad_frames(c, self.layout)} for t, c in zip(self._texts(prompts), context, strict=True)
+      {**t, stream: _pad_frames(c, self.layout)} for t, c in zip(self._texts(prompts), context, strict=True)
     ]
-    new = self.generate("continuation", records, sampling, seed)
-    clip = self.decode_video(np.concatenate([context, new], axis=1))
-    return clip[:, context_clips.shape[1] :]
+    new = self.generate("backward" if backward else "continuation", records, sampling, seed)
+    clip = self.decode_video(np.concatenate([context, new], axis=1))[:, context_clips.shape[1] :]
+    return clip[:, ::-1] if backward else clip
 
   @property
   def context_frames(self) -> int:
     """Pixel frames of the continuation's conditioning (the last second of a clip)."""
     return 1 + (self.layout.context_frames - 1) * self.video_tokenizer.geometry.temporal_factor
 
-  def extend(self, clips, seconds: float, prompts, sampling, seed, progress=None) -> np.ndarray:
-    """Appends at least `seconds` of footage to `[N, T, S, S, 3]` uint8 clips (T >= context frames), one
-    round at a time, each conditioned on the last second so far. Returns `[N, T + new, S, S, 3]`."""
+  def extend(
+    self, clips, seconds: float, prompts, sampling, seed, progress=None, direction="forward"
+  ) -> np.ndarray:
+    """Adds at least `seconds` of footage to `[N, T, S, S, 3]` uint8 clips (T >= context frames), one
+    round at a time: after the clip, each round conditioned on the last second so far, or
+    (`direction="backward"`) before it, each round conditioned on the first second so far. Returns
+    `[N, T + new, S, S, 3]`."""
     clips = np.asarray(clips)
     if clips.shape[1] < self.context_frames:
       raise ValueError(f"extension needs at least {self.context_frames} frames, got {clips.shape[1]}")
     per_round = self.frames - self.context_frames
     rounds = int(np.ceil(seconds * self.fps / per_round - 1e-9))
     for r in range(rounds):
-      new = self.continue_clips(clips[:, -self.context_frames :], prompts, sampling, seed + r)
-      clips = np.concatenate([clips, new], axis=1)
+      if direction == "backward":
+        new = self.continue_clips(clips[:, : self.context_frames], prompts, sampling, seed + r, direction)
+        clips = np.concatenate([new, clips], axis=1)
+      else:
+        new = self.continue_clips(clips[:, -self.context_frames :], prompts, sampling, seed + r, direction)
+        clips = np.concatenate([clips, new], axis=1)
       if progress:
         progress(r + 1, rounds)
     return clips
+
+  def bridge(self, first_images, last_images, prompts, sampling, seed) -> np.ndarray:
+    """`[N, S, S, 3]` uint8 first and last frames (+ optional prompts) -> `[N, frames, S, S, 3]` uint8
+    clips that start at the first frame (given, as in image_to_video) and are generated to end at the
+    last (the model's frame, not a copy)."""
+    first = self.encode_video(np.asarray(first_images)[:, None])  # [N, 1, h, w]
+    last = self.encode_video(np.asarray(last_images)[:, None])
+    records = [
+      {**t, "video": _pad_frames(f, self.layout), "reversed_video": _pad_frames(e, self.layout)}
+      for t, f, e in zip(self._texts(prompts), first, last, strict=True)
+    ]
+    rest = self.generate("bridge", records, sampling, seed)
+    return self.decode_video(np.concatenate([first, rest], axis=1))
+
+  def transition(self, clips, next_clips, prompts, sampling, seed) -> np.ndarray:
+    """`[N, T, S, S, 3]` and `[N, U, S, S, 3]` uint8 -> `[N, T + frames + U - 2, S, S, 3]`: each clip,
+    a bridge from its last frame to the next clip's first frame, then the next clip. The bridge's first
+    frame is the clip's last (kept once) and its generated last frame stands for the next clip's first
+    (the next clip's own frame is kept)."""
+    clips, next_clips = np.asarray(clips), np.asarray(next_clips)
+    bridges = self.bridge(clips[:, -1], next_clips[:, 0], prompts, sampling, seed)
+    return np.concatenate([clips[:, :-1], bridges[:, :-1], next_clips], axis=1)
+
+  def loop(self, clips, prompts, sampling, seed) -> np.ndarray:
+    """`[N, T, S, S, 3]` uint8 -> `[N, T + frames - 2, S, S, 3]` clips that play in a loop: each clip, then
+    a bridge from its last frame back to its first (the bridge's ends, which repeat the clip's last and
+    first frames, are dropped, so the last frame leads into the first)."""
+    clips = np.asarray(clips)
+    bridges = self.bridge(clips[:, -1], clips[:, 0], prompts, sampling, seed)
+    return np.concatenate([clips, bridges[:, 1:-1]], axis=1)
 
   def paint(self, kind: str, clips, pixel_mask, prompts, sampling, seed) -> np.ndarray:
     """Inpaint (`kind="inpaint"`: regenerate where `pixel_mask [S, S]` bool is True) or outpaint (keep where

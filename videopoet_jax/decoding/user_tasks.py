@@ -21,12 +21,12 @@ import numpy as np
 
 from videopoet_jax.data import structure
 from videopoet_jax.decoding import inputs
-from videopoet_jax.decoding.generator import Generator, Sampling
+from videopoet_jax.decoding.generator import DIRECTIONS, Generator, Sampling
 
 # What a task's output is, and so which files it can be written to.
 OUTPUT_KINDS = ("video", "image", "audio")
 # Inputs a task can need (the names of `Request` fields a front end must fill; `prompt` is `prompts`).
-INPUTS = ("prompt", "image", "video", "seconds", "story")
+INPUTS = ("prompt", "image", "video", "seconds", "story", "last_image", "next_video")
 Output = tuple[np.ndarray, np.ndarray | None]
 
 
@@ -35,14 +35,18 @@ class Request:
   """The inputs of one call, for N samples, in the model's clip format (`inputs.read_clip` et al.).
 
   prompts: N prompts (None or "" where a sample has none).
-  image: `[N, S, S, 3]` uint8 first frames (image_to_video).
-  video: `[N, T, S, S, 3]` uint8 clips: `gen.frames` frames, or at least `gen.context_frames` (extend).
+  image: `[N, S, S, 3]` uint8 first frames (image_to_video, bridge).
+  last_image: `[N, S, S, 3]` uint8 last frames (bridge).
+  video: `[N, T, S, S, 3]` uint8 clips: `gen.frames` frames, or at least `gen.context_frames` (extend,
+    bridge, loop: any length).
+  next_video: `[N, U, S, S, 3]` uint8 clips a bridge leads into (U >= 1).
   region: `[S, S]` bool (inpaint: the pixels to regenerate; outpaint: the pixels to keep); None: the
     default central box.
   structure: `[N, gen.frames, S, S, 3]` uint8 structure videos (stylize); None: made from `video`.
   seconds: text_to_video: the total length (longer than one clip extends it); extend: seconds to add.
   story: per sample, a story's later prompts, one per extension round (its first prompt is `prompts`'s;
     every sample has as many).
+  direction: extend: "forward" (after the clip) or "backward" (the footage leading into it).
   progress: called with (round, rounds) after each extension round.
   """
 
@@ -51,11 +55,14 @@ class Request:
   seed: int = 0
   negative_prompt: str | None = None
   image: np.ndarray | None = None
+  last_image: np.ndarray | None = None
   video: np.ndarray | None = None
+  next_video: np.ndarray | None = None
   region: np.ndarray | None = None
   structure: np.ndarray | None = None
   seconds: float | None = None
   story: list[list[str]] | None = None
+  direction: str = "forward"
   progress: Callable[[int, int], None] | None = None
 
 
@@ -64,8 +71,10 @@ class UserTask:
   """A task as users call it.
 
   needs: the inputs (of INPUTS) a call must give.
+  instead: another set of inputs that serves instead of `needs` (bridge: a video and the next video
+    instead of a first and a last image).
   output: "video" | "image" | "audio".
-  whole_video: the task takes the input video at any length (extend), not cut to one clip.
+  whole_video: the task takes the input video at any length (extend, bridge, loop), not cut to one clip.
   generate: (generator, request) -> N outputs.
   """
 
@@ -74,10 +83,16 @@ class UserTask:
   output: str
   generate: Callable[[Generator, Request], list[Output]]
   whole_video: bool = False
+  instead: tuple[str, ...] = ()
 
   def __post_init__(self):
-    if set(self.needs) - set(INPUTS) or self.output not in OUTPUT_KINDS:
+    if set(self.needs + self.instead) - set(INPUTS) or self.output not in OUTPUT_KINDS:
       raise ValueError(f"{self.name}: needs {self.needs} must be among {INPUTS}, output in {OUTPUT_KINDS}")
+
+  @property
+  def takes(self) -> tuple[str, ...]:
+    """Every input a call may give (`needs`, then `instead`)."""
+    return tuple(dict.fromkeys(self.needs + self.instead))
 
 
 def _videos(clips) -> list[Output]:
@@ -104,6 +119,22 @@ def _story(gen: Generator, r: Request) -> list[Output]:
     if r.progress:
       r.progress(i + 1, rounds)
   return _videos(clips)
+
+
+def _bridge(gen: Generator, r: Request) -> list[Output]:
+  """From a first to a last image, or (a transition) from a video into the next one."""
+  if r.image is not None and r.last_image is not None:
+    return _videos(gen.bridge(r.image, r.last_image, r.prompts, r.sampling, r.seed))
+  return _videos(gen.transition(r.video, r.next_video, r.prompts, r.sampling, r.seed))
+
+
+def _loop(gen: Generator, r: Request) -> list[Output]:
+  """A given video, or text_to_video's clip of the prompt, closed into a loop by a bridge back to its
+  first frame."""
+  clips = r.video
+  if clips is None:
+    clips = gen.text_to_video(r.prompts, r.sampling, r.seed, r.negative_prompt)
+  return _videos(gen.loop(clips, r.prompts, r.sampling, r.seed + 1))
 
 
 def _paint(kind: str) -> Callable[[Generator, Request], list[Output]]:
@@ -154,9 +185,15 @@ TASKS: dict[str, UserTask] = {
       "extend",
       ("video", "seconds"),
       "video",
-      lambda gen, r: _videos(gen.extend(r.video, r.seconds, r.prompts, r.sampling, r.seed, r.progress)),
+      lambda gen, r: _videos(
+        gen.extend(r.video, r.seconds, r.prompts, r.sampling, r.seed, r.progress, r.direction)
+      ),
       whole_video=True,
     ),
+    UserTask(
+      "bridge", ("image", "last_image"), "video", _bridge, whole_video=True, instead=("video", "next_video")
+    ),
+    UserTask("loop", ("prompt",), "video", _loop, whole_video=True, instead=("video",)),
     UserTask("inpaint", ("video",), "video", _paint("inpaint")),
     UserTask("outpaint", ("video",), "video", _paint("outpaint")),
     UserTask("stylize", ("video", "prompt"), "video", _stylize),
@@ -179,13 +216,19 @@ def missing_inputs(name: str, request: Request) -> list[str]:
     "prompt": any(p and p.strip() for p in request.prompts),
     "image": request.image is not None,
     "video": request.video is not None,
+    "last_image": request.last_image is not None,
+    "next_video": request.next_video is not None,
     "seconds": request.seconds is not None and request.seconds > 0,
     "story": bool(request.story)
     and len(request.story) == len(request.prompts)
     and len({len(later) for later in request.story}) == 1
     and all(p and p.strip() for later in request.story for p in later),
   }
-  return [i for i in get(name).needs if not present[i]]
+  task = get(name)
+  missing = [i for i in task.needs if not present[i]]
+  if missing and task.instead and all(present[i] for i in task.instead):
+    return []
+  return missing
 
 
 def run(gen: Generator, name: str, request: Request) -> list[Output]:
@@ -193,5 +236,10 @@ def run(gen: Generator, name: str, request: Request) -> list[Output]:
   missing inputs."""
   missing = missing_inputs(name, request)
   if missing:
-    raise ValueError(f"{name} needs {' and '.join(missing)}")
+    instead = get(name).instead
+    raise ValueError(
+      f"{name} needs {' and '.join(missing)}" + (f" (or {' and '.join(instead)})" if instead else "")
+    )
+  if request.direction not in DIRECTIONS:
+    raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {request.direction!r}")
   return get(name).generate(gen, request)

@@ -105,6 +105,23 @@ TASKS: dict[str, Task] = {
     Task("stylize", (TEXT, Part("structure_video", "video")), VIDEO, guidance_inputs=("text",)),
     Task("video_to_audio", (VIDEO,), AUDIO),
     Task("audio_to_video", (AUDIO,), VIDEO),
+    # The footage between a first and a last frame (the output starts after the given first frame, as in
+    # image_to_video); the last frame is the first latent frame of the clip played backwards (an image,
+    # encoded alone by the causal tokenizer).
+    Task(
+      "bridge",
+      (TEXT, Part("video", "video", "first"), Part("reversed_video", "video", "first")),
+      Part("video", "video", "after_first"),
+      guidance_inputs=("text",),
+    ),
+    # Backward extension: continuation in reversed time. The clip played backwards: its first latent frames
+    # (the given clip's first second, reversed) condition the rest (the second before it, reversed).
+    Task(
+      "backward",
+      (TEXT, Part("reversed_video", "video", "context")),
+      Part("reversed_video", "video", "after_context"),
+      guidance_inputs=("text",),
+    ),
   )
 }
 # The vocabulary's task tokens, in a fixed order (append new tasks at the end: the order fixes their ids).
