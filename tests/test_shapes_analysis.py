@@ -136,7 +136,9 @@ def test_region_psnr_and_mean_fill_baseline():
 
 def test_scores_of_ground_truth_meet_every_target(combination_clips):
   for task, criteria in shapes_scores.TASK_CRITERIA.items():
-    if task == "story":  # a story is longer than a world clip: see test_a_story_is_scored_second_by_second
+    # A story is longer than a world clip, and bridge and backward read more than the clip: see their own
+    # tests (test_a_story_is_scored_second_by_second, test_bridges_and_backward_extensions_are_scored).
+    if task in ("story", "bridge", "backward"):
       continue
     samples = []
     for clip in combination_clips[:6]:
@@ -173,7 +175,11 @@ def test_what_no_model_scores_is_reported_and_never_counted_as_success(combinati
     scores = shapes_scores.score_sample("image_to_video", echoed, truth)
     assert not scores["color"] and not scores["shape"]
     assert shapes_scores.score_sample("image_to_video", clip["video"], truth)["color"]
-  baselines = {task: shapes_scores.baselines(task, clips) for task in shapes_scores.TASK_CRITERIA}
+  baselines = {
+    task: shapes_scores.baselines(task, clips)
+    for task in shapes_scores.TASK_CRITERIA
+    if task not in ("bridge", "backward")  # their truths need the tokenizer / a longer clip
+  }
   colors = [c["color"] for c in clips]
   assert baselines["text_to_video"]["color"] == {
     "chance": 1 / len(world.COLORS),
@@ -247,3 +253,26 @@ def test_a_story_is_scored_second_by_second():
   ]
   recoloured = _story_video([("right", 9), ("left", 4), ("up", 4)], color="blue")
   assert not shapes_scores.score_sample("story", recoloured, truth)["object_kept"]
+
+
+def test_bridges_and_backward_extensions_are_scored(combination_clips):
+  """The world's own clips pass both; a hold-then-cut bridge and a frozen second before a clip (their
+  trivial baselines) fail where the object moves, and a bridge ending elsewhere is not close."""
+  steady = [c for c in combination_clips if not c["bounce_frames"] and c["direction"] != "still"][:6]
+  assert len(steady) == 6
+  later = world.FPS  # the given clip of a backward extension: the world clip from this frame on
+  for clip in steady:
+    truth = {**shapes_scores.truth_from_example(clip), "last_frame_round_trip_psnr_db": 30.0}
+    scores = shapes_scores.score_sample("bridge", clip["video"], truth)
+    assert scores["last_frame_close"] and scores["path_monotonic"], scores
+    cut = shapes_scores.score_sample("bridge", shapes_scores.trivial_output("bridge", clip), truth)
+    assert cut["last_frame_close"] and not cut["path_monotonic"]
+    assert not shapes_scores.score_sample("bridge", clip["video"][::-1], truth)["last_frame_close"]
+    given = {**truth, "video": clip["video"][later:]}
+    scores = shapes_scores.score_sample("backward", clip["video"], given)
+    assert scores["joined"] and scores["object_kept"] and scores["moving"], scores
+    frozen = shapes_scores.trivial_output("backward", {"video": clip["video"][later:]})
+    assert not shapes_scores.score_sample("backward", frozen, given)["moving"]
+    # The second before, played the wrong way round, jumps at the join.
+    reversed_second = np.concatenate([clip["video"][:later][::-1], clip["video"][later:]])
+    assert not shapes_scores.score_sample("backward", reversed_second, given)["joined"]

@@ -17,10 +17,12 @@ from videopoet_jax.data import conditioning, shapes_world_dataset
 from videopoet_jax.data import shapes_world as world
 from videopoet_jax.decoding import user_tasks
 from videopoet_jax.decoding.generator import Generator, Sampling
-from videopoet_jax.eval import shapes_scores
+from videopoet_jax.eval import shapes_scores, video_metrics
 
 # Seconds added by the extension rounds before `extend` is scored.
 EXTEND_SECONDS = 3
+# Seconds generated before the test clip by `backward` (one extension round).
+BACKWARD_SECONDS = 1
 TASKS = tuple(shapes_scores.TASK_CRITERIA)
 
 
@@ -78,21 +80,36 @@ def story_truth(gen: Generator, example: dict) -> dict:
   return {**shapes_scores.truth_from_example(example), "story": seconds}
 
 
+def task_truth(gen: Generator, task: str, example: dict) -> dict:
+  """What `task`'s scores compare with: `truth_from_example`, plus a story's seconds (`story_truth`) or the
+  PSNR of the tokenizer's own round trip of a bridge's last frame (its ceiling)."""
+  if task == "story":
+    return story_truth(gen, example)
+  truth = shapes_scores.truth_from_example(example)
+  if task == "bridge":
+    last = truth["video"][-1:]
+    round_trip = gen.decode_video(gen.encode_video(last[None]))[0]
+    truth["last_frame_round_trip_psnr_db"] = float(video_metrics.psnr(last, round_trip)[0])
+  return truth
+
+
 def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, seed: int) -> list[np.ndarray]:
   """Generates `task`'s output for each example through the user-task table (`text_to_video_withheld` is
   text_to_video on the withheld combinations): videos `[T, S, S, 3]` uint8, images `[S, S, 3]`, or
   soundtracks `[N]` float32."""
   if task not in TASKS:
     raise ValueError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)}")
-  name = "text_to_video" if task == "text_to_video_withheld" else task
+  name = {"text_to_video_withheld": "text_to_video", "backward": "extend"}.get(task, task)
   request = user_tasks.Request(
     prompts=[e["caption"] for e in examples],
     sampling=sampling,
     seed=seed,
     image=np.stack([e["video"][0] for e in examples]),
-    video=np.stack([e["video"] for e in examples]),
+    last_image=np.stack([e["video"][-1] for e in examples]) if name == "bridge" else None,
+    video=None if name == "bridge" else np.stack([e["video"] for e in examples]),
     structure=np.stack([conditioning.structure_clip(e) for e in examples]) if name == "stylize" else None,
-    seconds=EXTEND_SECONDS if name == "extend" else None,
+    seconds={"extend": EXTEND_SECONDS, "backward": BACKWARD_SECONDS}.get(name),
+    direction="backward" if task == "backward" else "forward",
   )
   if name == "story":
     request.story = [[story_prompt(e, d) for d in story_directions(e)] for e in examples]
@@ -119,17 +136,18 @@ def evaluate(
   for task in tasks:
     start = time.time()
     chosen = examples[task == "text_to_video_withheld"]
-    samples = []
+    samples, all_truths = [], []
     for i in range(0, num, batch_size):
       batch = chosen[i : i + batch_size]
       outputs = run_task(gen, task, batch, sampling, seed + i)
-      truths = [
-        story_truth(gen, e) if task == "story" else shapes_scores.truth_from_example(e) for e in batch
-      ]
+      truths = [task_truth(gen, task, e) for e in batch]
+      all_truths += truths
       samples += [shapes_scores.score_sample(task, o, t) for o, t in zip(outputs, truths, strict=True)]
     report[task] = {
       **shapes_scores.summarize(task, samples),
-      "baselines": story_baselines() if task == "story" else shapes_scores.baselines(task, chosen),
+      "baselines": story_baselines()
+      if task == "story"
+      else shapes_scores.baselines(task, chosen, all_truths),
       "seconds": round(time.time() - start, 1),
     }
     scores = {k: v for k, v in report[task].items() if k not in ("seconds", "baselines")}

@@ -17,7 +17,7 @@ import numpy as np
 
 from videopoet_jax.data import conditioning
 from videopoet_jax.data import shapes_world as world
-from videopoet_jax.eval import intervals, region_metrics, shapes_audio, shapes_video
+from videopoet_jax.eval import intervals, region_metrics, shapes_audio, shapes_video, video_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +59,27 @@ TASK_CRITERIA: dict[str, tuple[Criterion, ...]] = {
   # A clip, then one second per later prompt (each a new direction): every later second moves as its prompt
   # says, and the object keeps its colour and shape in every second.
   "story": _rates(directions=0.8, object_kept=0.8),
+  # From the test clip's first to its last frame: the generated last frame is within
+  # BRIDGE_END_TOLERANCE_DB of the tokenizer's own round trip of the given one, and the object's path
+  # between them is monotonic.
+  "bridge": _rates(last_frame_close=0.8, path_monotonic=0.8),
+  # One second generated before the test clip: it joins the clip without a jump, keeps the object, moves.
+  "backward": _rates(joined=0.8, object_kept=0.8, moving=0.8),
 }
 AUDIO_TASKS = ("video_to_audio", "text_to_audio")
 # `extend` looks at the last second of the extended video (FPS steps).
 EXTEND_TAIL_FRAMES = world.FPS + 1
+# bridge: how far (dB) below the tokenizer's round trip of the given last frame the generated one may be.
+BRIDGE_END_TOLERANCE_DB = 2.0
+# bridge: the object's progress along its first-to-last displacement (0 at the first frame, 1 at the last)
+# may go back by at most PATH_BACKTRACK and jump by at most PATH_JUMP in one frame (a cut jumps by 1; the
+# world's steady motion moves 1/16 a frame); a path shorter than PATH_STILL_PX pixels must stay within it.
+PATH_BACKTRACK = 0.1
+PATH_JUMP = 0.35
+PATH_STILL_PX = 3.0
+# backward: the object at the join (the last generated frame) lies within this many pixels of where the
+# given clip's fitted motion puts it one frame before the clip.
+JOIN_PX = 3.0
 # ... where the object counts as still present when a majority of those frames show it (a blurry decode
 # loses the mask of a single frame now and then: seen on tokenizer round trips).
 PRESENT_FRACTION = 0.5
@@ -128,6 +145,58 @@ def _score_story(video: np.ndarray, truth: dict) -> dict:
   }
 
 
+def path_monotonic(track: np.ndarray) -> bool:
+  """Whether a `[T, 2]` centroid track (NaN where absent) goes steadily from its first to its last known
+  point: see PATH_BACKTRACK, PATH_JUMP, PATH_STILL_PX. False when fewer than half the frames show it."""
+  known = track[~np.isnan(track[:, 0])]
+  if len(known) < PRESENT_FRACTION * len(track) or len(known) < 2:
+    return False
+  displacement = known[-1] - known[0]
+  length = float(np.hypot(*displacement))
+  if length < PATH_STILL_PX:
+    return bool(np.max(np.hypot(*(known - known[0]).T)) <= PATH_STILL_PX)
+  progress = (known - known[0]) @ displacement / length**2
+  steps = np.diff(progress)
+  return bool(steps.min() >= -PATH_BACKTRACK and steps.max() <= PATH_JUMP)
+
+
+def _score_bridge(video: np.ndarray, truth: dict) -> dict:
+  """`truth["last_frame_round_trip_psnr_db"]`: PSNR of the tokenizer's round trip of the given last frame."""
+  end_psnr = float(video_metrics.psnr(truth["video"][-1:], video[-1:])[0])
+  analysis = shapes_video.analyze_video(video)
+  return {
+    "last_frame_close": end_psnr >= truth["last_frame_round_trip_psnr_db"] - BRIDGE_END_TOLERANCE_DB,
+    "path_monotonic": path_monotonic(analysis.track),
+    "analysis": {**analysis.attributes(), "last_frame_psnr_db": round(end_psnr, 2)},
+  }
+
+
+def _score_backward(video: np.ndarray, truth: dict) -> dict:
+  """The generated frames are those before the given clip (`truth["video"]`, the output's last frames)."""
+  new = len(video) - len(truth["video"])
+  given = shapes_video.analyze_video(video[new:])
+  generated = shapes_video.analyze_video(video[:new])
+  velocity = shapes_video.velocity(given.track)
+  known = ~np.isnan(given.track[:, 0])
+  joined = False
+  if velocity is not None and not np.isnan(generated.track[-1, 0]):
+    frames = np.nonzero(known)[0]
+    intercept = np.mean(given.track[known] - frames[:, None] * velocity, axis=0)
+    expected = intercept - velocity  # one frame before the clip's first
+    joined = float(np.hypot(*(generated.track[-1] - expected))) <= JOIN_PX
+  kept = (
+    generated.present.mean() >= PRESENT_FRACTION
+    and generated.color == truth["color"]
+    and generated.shape == truth["shape"]
+  )
+  return {
+    "joined": bool(joined),
+    "object_kept": bool(kept),
+    "moving": generated.moving == (truth["direction"] != "still"),
+    "analysis": generated.attributes(),
+  }
+
+
 def score_video(task: str, video: np.ndarray, truth: dict) -> dict:
   """Scores of a generated `[T, H, W, 3]` uint8 video (text_to_image: `[H, W, 3]` or `[1, H, W, 3]`) for
   `task` against `truth` (`truth_from_example`; for stylize, `color` is the prompt's and `mask` the
@@ -148,6 +217,10 @@ def score_video(task: str, video: np.ndarray, truth: dict) -> dict:
     return {"object_kept": bool(kept), "moving": bool(moving), "analysis": tail.attributes()}
   if task == "story":
     return _score_story(video, truth)
+  if task == "bridge":
+    return _score_bridge(video, truth)
+  if task == "backward":
+    return _score_backward(video, truth)
   if task == "image_to_video":
     video = video[1:]  # the generated frames only: frame 0 is the given image
   analysis = shapes_video.analyze_video(video)
@@ -205,7 +278,8 @@ CRITERION_ATTRIBUTE = {"pitch": "color"}
 def trivial_output(task: str, example: dict) -> np.ndarray | None:
   """The output of the task's trivial baseline for a shapes_world example (None: the task has none beyond
   chance): image_to_video copies the given image into every frame, stylize returns the structure video
-  itself, video_to_audio is silent, extend freezes the input's last frame."""
+  itself, video_to_audio is silent, extend freezes the input's last frame, bridge holds the first frame for
+  half the clip and cuts to the last, backward freezes the clip's first frame for a second before it."""
   video = np.asarray(example["video"])
   if task == "image_to_video":
     return np.repeat(video[:1], len(video), axis=0)
@@ -215,14 +289,22 @@ def trivial_output(task: str, example: dict) -> np.ndarray | None:
     return np.zeros(world.AUDIO_SAMPLES, np.float32)
   if task == "extend":
     return np.concatenate([video, np.repeat(video[-1:], EXTEND_TAIL_FRAMES, axis=0)])
+  if task == "bridge":
+    half = len(video) // 2
+    return np.concatenate(
+      [np.repeat(video[:1], half, axis=0), np.repeat(video[-1:], len(video) - half, axis=0)]
+    )
+  if task == "backward":
+    return np.concatenate([np.repeat(video[:1], world.FPS, axis=0), video])
   return None
 
 
-def baselines(task: str, examples: list[dict]) -> dict[str, dict]:
+def baselines(task: str, examples: list[dict], truths: list[dict] | None = None) -> dict[str, dict]:
   """Per criterion of `task`, what no model scores: `chance` (uniform guess over the attribute's values),
   `majority` (always the most common value of these examples) and `trivial` (`trivial_output` scored like
-  a generated one; inpaint/outpaint report their mean-fill baseline in `baseline_psnr_db`)."""
-  truths = [truth_from_example(e) for e in examples]
+  a generated one; inpaint/outpaint report their mean-fill baseline in `baseline_psnr_db`). `truths`: the
+  examples' truths where the task's need more than `truth_from_example`'s."""
+  truths = truths or [truth_from_example(e) for e in examples]
   trivial = [trivial_output(task, e) for e in examples]
   trivial_scores = None
   if trivial[0] is not None:
