@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Reproduces the bundled default model from scratch on a CPU machine, stage by stage:
-#   1. the world's video tokenizer  2. the world's audio tokenizer (both trained on shapes_world only)
-#   3. shapes_world (compositional, 20,000 training clips) and its token shards  4. the LM, phase 1 (every
-#   task) and phase 2 (continued on the prompted video tasks)  5. sampling settings chosen on validation
-#   seeds  6. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers it was trained with inside
-#   it, and its sampling.json).
+#   1. the world's video tokenizer (configs/video_tokenizer.py:world, from scratch on shapes_world)
+#   2. the world's audio tokenizer (the general one fine-tuned on shapes_world)  3. shapes_world
+#   (compositional, 20,000 training clips) and its token shards  4. the LM (every task, one run)
+#   5. sampling settings chosen on validation seeds  6. the bundle: videopoet_jax/assets/lm/ (the LM with
+#   the tokenizers it was trained with inside it, and its sampling.json) and the world video tokenizer
+#   (videopoet_jax/assets/world_video_tokenizer).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv.
 #
-#   bash scripts/build_bundled_model.sh [PHASE1_STEPS [PHASE2_STEPS]]
+#   bash scripts/build_bundled_model.sh [LM_STEPS]
 #   GENERAL=train bash scripts/build_bundled_model.sh   # also retrain the general real-media tokenizers
 #                                                        # (videopoet_jax/assets/{video,audio}_tokenizer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-lm_steps=${1:-600}
-lm_phase2_steps=${2:-2000}
+lm_steps=${1:-2400}
 mkdir -p runs
 
 timed() {  # timed NAME COMMAND...: runs COMMAND, records its wall time
@@ -43,19 +43,18 @@ if [ "${GENERAL:-keep}" = train ]; then
   bundle audio_tokenizer runs/at_demo
 fi
 
-timed video_tokenizer python train.py --config=configs/video_tokenizer.py:shapes --workdir=runs/vt_shapes
+timed video_tokenizer python train.py --config=configs/video_tokenizer.py:world --workdir=runs/vt_world
 timed audio_tokenizer python train.py --config=configs/audio_tokenizer.py:shapes --workdir=runs/at_shapes
 # shapes_world's compositional config: some colour/shape pairs never appear in training (the evaluation's
 # text_to_video_withheld prompts them). The masked streams cost no encoding (token-level masks).
-tokens=tokens/shapes_world_20k
+tokens=tokens/world_20k
 timed encode python tokenizers/encode.py \
   --dataset=shapes_world/compositional:num_train=20000,num_validation=200,num_test=200 \
-  --video_tokenizer=runs/vt_shapes --audio_tokenizer=runs/at_shapes --batch_size=32 --out=$tokens
+  --video_tokenizer=runs/vt_world --audio_tokenizer=runs/at_shapes --batch_size=32 --out=$tokens
 timed lm python train.py --config=configs/lm.py:demo --workdir=runs/lm_demo --config.train.steps="$lm_steps" \
   --config.data.tokens_dir=$tokens
-timed lm_phase2 python train.py --config=configs/lm.py:demo,phase=2 --workdir=runs/lm_demo2 \
-  --config.train.steps="$lm_phase2_steps" --config.train.init_from=runs/lm_demo --config.data.tokens_dir=$tokens
-timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo2
+timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
-bundle lm runs/lm_demo2 '"bfloat16"'
+bundle world_video_tokenizer runs/vt_world
+bundle lm runs/lm_demo '"bfloat16"'
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"

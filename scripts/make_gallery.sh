@@ -22,6 +22,16 @@ python sample.py --task=text_to_image --prompt="a large cyan triangle stays stil
 python sample.py --task=image_to_video --image="$out/input_first_frame.png" --output="$out/image_to_video.gif" \
   "${show[@]}"
 python sample.py --task=extend --video="$clip" --seconds=3 --output="$out/extend.gif" "${show[@]}"
+python sample.py --task=extend --direction=backward --video="$clip" --seconds=1 --output="$out/backward.gif" \
+  "${show[@]}"
+python -c "import sys, imageio.v3 as iio; iio.imwrite(sys.argv[2], iio.imread(sys.argv[1], index=-1))" \
+  "$clip" "$out/input_last_frame.png"
+python sample.py --task=bridge --image="$out/input_first_frame.png" --last_image="$out/input_last_frame.png" \
+  --output="$out/bridge.gif" "${show[@]}"
+python sample.py --task=loop --prompt="a small magenta circle moves up on a white background" \
+  --output="$out/loop.gif" "${show[@]}"
+python sample.py --task=story --output="$out/story.gif" "${show[@]}" \
+  --prompts="a large blue square moves right on a white background|a large blue square moves down on a white background|a large blue square moves left on a white background"
 python sample.py --task=inpaint --video="$clip" --output="$out/inpaint.gif" "${show[@]}"
 python sample.py --task=outpaint --video="$clip" --output="$out/outpaint.gif" "${show[@]}"
 python sample.py --task=stylize --video="$clip" --prompt="a large green circle moves left on a gray background" \
