@@ -11,6 +11,7 @@ Variants:
             16 channels, no discriminators.
   shapes -- the tokenizer of the procedural world the bundled LM learns: the bundled general tokenizer
             fine-tuned on shapes_world audio only (hums and bounce clicks), 600 steps.
+  shapes_decoder -- the bundled model's shapes tokenizer, decoder only, adversarially (its ids unchanged).
   paper  -- VideoPoet parity at SoundStream's width (32 channels, 512-dim embedding) with the waveform
             and STFT discriminators and feature matching: for accelerators.
 """
@@ -114,12 +115,16 @@ def get_config(arg=None):
     max_nonfinite_steps=10,
   )
 
+  # What trains: "all", or "decoder" (the encoder and codebooks stay `init_from`'s: every clip keeps its ids,
+  # so an LM trained on them stays valid; videopoet_jax/training/audio_tokenizer.py TRAINABLE).
+  config.train.trainable = "all"
+
   # The tokenizers are data parallel: every device on the data axis.
   config.mesh = data_parallel_mesh()
 
   if arg.variant == "paper":
     pass
-  elif arg.variant in ("demo", "shapes"):
+  elif arg.variant in ("demo", "shapes", "shapes_decoder"):
     config.data.clip_samples = 8_000
     config.data.audio_dirs = ("media/audio/instruments", "media/audio/speech")
     config.data.workers = 2
@@ -141,7 +146,7 @@ def get_config(arg=None):
     config.train.ema_decay = 0.98
     config.train.log_every = 25
     config.train.checkpoint_every = 100
-    if arg.variant == "shapes":
+    if arg.variant in ("shapes", "shapes_decoder"):
       # The bundled general tokenizer fine-tuned on shapes_world audio only: trained from scratch on it
       # (4 x 256 codes, 1,200 steps), hums kept their pitch 0.75 of the time and no click came back.
       config.data.procedural_fraction = 1.0
@@ -150,6 +155,14 @@ def get_config(arg=None):
       config.train.learning_rate = 5e-4
       config.train.warmup_steps = 20
       config.train.steps = 600
+    if arg.variant == "shapes_decoder":
+      # The bundled model's world audio tokenizer with its decoder retrained adversarially (waveform and STFT
+      # discriminators, feature matching), encoder and codebooks frozen: its ids, which tell the six hums
+      # apart (nearest centroid of level-0 id counts: 1.00), stay the LM's, while pitch may come back.
+      config.train.init_from = "videopoet_jax/assets/lm/audio_tokenizer"
+      config.train.trainable = "decoder"
+      config.rvq.dropout_probability = 0.0
+      config.loss.adversarial_weight = 1.0
   elif arg.variant == "tiny":
     config.data.clip_samples = 1_600
     config.data.procedural_fraction = 1.0
@@ -182,5 +195,7 @@ def get_config(arg=None):
     config.train.log_every = 5
     config.train.checkpoint_every = 10
   else:
-    raise ValueError(f"unknown audio tokenizer variant {arg.variant!r}: tiny | demo | shapes | paper")
+    raise ValueError(
+      f"unknown audio tokenizer variant {arg.variant!r}: tiny | demo | shapes | shapes_decoder | paper"
+    )
   return config

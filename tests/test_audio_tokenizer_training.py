@@ -115,6 +115,31 @@ def test_interrupted_run_resumes_to_identical_weights_and_codebooks(tiny_audio_c
   np.testing.assert_array_equal(jax.tree.leaves(warm.params)[0], jax.tree.leaves(warm.ema_params)[0])
 
 
+def test_a_decoder_only_run_keeps_every_id(tiny_audio_config, tmp_path):
+  """train.trainable="decoder" (configs/audio_tokenizer.py:shapes_decoder): the encoder and the codebooks
+  stay the source's, so the ids of any clip stay what an LM was trained on; the decoder trains."""
+  config = tiny_audio_config
+  config.train.steps, config.train.checkpoint_every, config.train.log_every = 3, 3, 3
+  trainer_lib.train(config, str(tmp_path / "source"))
+  config.train.init_from = str(tmp_path / "source")
+  config.train.trainable = "decoder"
+  config.rvq.restart_every = 1  # a dead-code restart would change the codebooks here if it ran
+  trainer_lib.train(config, str(tmp_path / "decoder"))
+  (source, _), (tuned, _) = (
+    pretrained.load_audio_tokenizer(str(tmp_path / d)) for d in ("source", "decoder")
+  )
+  clips = _one_clip_batch(config)
+  np.testing.assert_array_equal(np.asarray(source.encode(clips)), np.asarray(tuned.encode(clips)))
+  frozen = [(nnx.state(m.encoder), m.codebooks.value) for m in (source, tuned)]
+  for a, b in zip(*(jax.tree.leaves(f) for f in frozen), strict=True):
+    np.testing.assert_array_equal(a, b)
+  decoders = jax.tree.leaves(nnx.state(source.decoder)), jax.tree.leaves(nnx.state(tuned.decoder))
+  assert any(not np.array_equal(a, b) for a, b in zip(*decoders, strict=True))
+  config.train.init_from = ""
+  with pytest.raises(ValueError, match="needs train.init_from"):
+    trainer_lib.Trainer(config).init(_one_clip_batch(config))
+
+
 def _eval(*args):
   return subprocess.run(
     [sys.executable, str(REPO / "tokenizers" / "eval.py"), *args], capture_output=True, text=True, cwd=REPO
