@@ -86,13 +86,12 @@ def check_flags() -> None:
   elif FLAGS.prompts is not None or FLAGS.prompts_file:
     raise ValueError("--prompts and --prompts_file are for --task=story")
   task = user_tasks.get(FLAGS.task)
-  needs = () if task.name == "story" else task.needs  # a story's: checked above
-  missing = [f"--{name}" for name in needs if not FLAGS[name].value]
-  if missing and task.instead and all(FLAGS[name].value for name in task.instead):
-    missing = []
+  given = {name for name in user_tasks.INPUTS if name in FLAGS and FLAGS[name].value}
+  missing = [] if task.name == "story" else user_tasks.unmet(task.name, given)  # a story's: checked above
   if missing:
-    instead = f" (or {' and '.join(f'--{name}' for name in task.instead)})" if task.instead else ""
-    raise ValueError(f"--task={FLAGS.task} needs {' and '.join(missing)}{instead}")
+    raise ValueError(
+      f"--task={FLAGS.task} {user_tasks.needs_message(task.name, missing, lambda n: f'--{n}')}"
+    )
   unused = [
     f"--{name}" for name in ("last_image", "next_video") if FLAGS[name].value and name not in task.takes
   ]

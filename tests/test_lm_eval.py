@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from videopoet_jax.decoding.generator import Generator, Sampling
@@ -40,6 +41,20 @@ def test_every_task_is_generated_and_scored(bundle):
         assert 0 <= summary["value"] <= 1 and summary["low"] <= summary["value"] <= summary["high"]
       else:
         assert math.isfinite(summary["value"])
+
+
+def test_backward_and_bridge_are_asked_what_they_are_scored_on(bundle):
+  """backward generates one round before the whole test clip; bridge goes from its first to its last frame."""
+  gen = Generator.load(bundle["lm"], bundle["video_tokenizer"], bundle["audio_tokenizer"])
+  sampling = {"video": Sampling(temperature=0.0), "audio": Sampling(temperature=0.0)}
+  example = lm_tasks.split_examples(1)[0]
+  (backward,) = lm_tasks.run_task(gen, "backward", [example], sampling, seed=0)
+  assert len(backward) == gen.frames + gen.frames - gen.context_frames  # one round, then the clip
+  np.testing.assert_array_equal(backward[-gen.frames :], example["video"])
+  (bridge,) = lm_tasks.run_task(gen, "bridge", [example], sampling, seed=0)
+  assert len(bridge) == gen.frames
+  first = gen.decode_video(gen.encode_video(example["video"][None, :1]))[0, 0]
+  np.testing.assert_array_equal(bridge[0], first)  # the given first frame, through the tokenizer
 
 
 def test_the_command_writes_a_report_and_refuses_unknown_tasks(bundle, tmp_path):

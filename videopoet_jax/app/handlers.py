@@ -166,8 +166,7 @@ class Studio:
           req.region = inputs.box_mask(parse_box(given.box), prepared, gen.size)
     missing = user_tasks.missing_inputs(task, req)
     if missing:
-      instead = f" (or {' and '.join(spec.instead)})" if spec.instead else ""
-      raise ValueError(f"{task} needs {' and '.join(missing)}{instead}")
+      raise ValueError(f"{task} {user_tasks.needs_message(task, missing)}")
     return req, notes
 
   def run(self, task: str, given: Inputs, controls: Controls, progress=None, display_size=None) -> Result:

@@ -210,6 +210,23 @@ def get(name: str) -> UserTask:
   return TASKS[name]
 
 
+def unmet(name: str, given: set[str]) -> list[str]:
+  """The inputs of `needs` that `given` (input names) lacks, or none when `given` has all of `instead`."""
+  task = get(name)
+  missing = [i for i in task.needs if i not in given]
+  if missing and task.instead and all(i in given for i in task.instead):
+    return []
+  return missing
+
+
+def needs_message(name: str, missing: list[str], spell: Callable[[str], str] = str) -> str:
+  """ "needs A and B (or C and D)": what a call of `name` lacks, and the other inputs that would do instead;
+  `spell` writes an input's name (sample.py: as its flag)."""
+  instead = get(name).instead
+  message = "needs " + " and ".join(spell(i) for i in missing)
+  return message + (f" (or {' and '.join(spell(i) for i in instead)})" if instead else "")
+
+
 def missing_inputs(name: str, request: Request) -> list[str]:
   """The inputs `name` needs that `request` lacks (a prompt counts when any sample has a non-blank one)."""
   present = {
@@ -224,11 +241,7 @@ def missing_inputs(name: str, request: Request) -> list[str]:
     and len({len(later) for later in request.story}) == 1
     and all(p and p.strip() for later in request.story for p in later),
   }
-  task = get(name)
-  missing = [i for i in task.needs if not present[i]]
-  if missing and task.instead and all(present[i] for i in task.instead):
-    return []
-  return missing
+  return unmet(name, {i for i, given in present.items() if given})
 
 
 def run(gen: Generator, name: str, request: Request) -> list[Output]:
@@ -236,10 +249,7 @@ def run(gen: Generator, name: str, request: Request) -> list[Output]:
   missing inputs."""
   missing = missing_inputs(name, request)
   if missing:
-    instead = get(name).instead
-    raise ValueError(
-      f"{name} needs {' and '.join(missing)}" + (f" (or {' and '.join(instead)})" if instead else "")
-    )
+    raise ValueError(f"{name} {needs_message(name, missing)}")
   if request.direction not in DIRECTIONS:
     raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {request.direction!r}")
   return get(name).generate(gen, request)

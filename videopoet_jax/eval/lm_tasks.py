@@ -108,7 +108,7 @@ def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, se
     last_image=np.stack([e["video"][-1] for e in examples]) if name == "bridge" else None,
     video=None if name == "bridge" else np.stack([e["video"] for e in examples]),
     structure=np.stack([conditioning.structure_clip(e) for e in examples]) if name == "stylize" else None,
-    seconds={"extend": EXTEND_SECONDS, "backward": BACKWARD_SECONDS}.get(name),
+    seconds={"extend": EXTEND_SECONDS, "backward": BACKWARD_SECONDS}.get(task),
     direction="backward" if task == "backward" else "forward",
   )
   if name == "story":
