@@ -4,8 +4,7 @@
 #   2. the world's audio tokenizer (the general one fine-tuned on shapes_world)  3. shapes_world
 #   (compositional, 20,000 training clips) and its token shards  4. the LM (every task, one run)
 #   5. sampling settings chosen on validation seeds  6. the bundle: videopoet_jax/assets/lm/ (the LM with
-#   the tokenizers it was trained with inside it, and its sampling.json) and the world video tokenizer
-#   (videopoet_jax/assets/world_video_tokenizer).
+#   the tokenizers it was trained with inside it, and its sampling.json).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv.
 #
@@ -55,6 +54,5 @@ timed lm python train.py --config=configs/lm.py:demo --workdir=runs/lm_demo --co
   --config.data.tokens_dir=$tokens
 timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
-bundle world_video_tokenizer runs/vt_world
 bundle lm runs/lm_demo '"bfloat16"'
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"

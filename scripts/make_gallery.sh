@@ -24,7 +24,7 @@ python sample.py --task=image_to_video --image="$out/input_first_frame.png" --ou
 python sample.py --task=extend --video="$clip" --seconds=3 --output="$out/extend.gif" "${show[@]}"
 python sample.py --task=extend --direction=backward --video="$clip" --seconds=1 --output="$out/backward.gif" \
   "${show[@]}"
-python -c "import sys, imageio.v3 as iio; iio.imwrite(sys.argv[2], iio.imread(sys.argv[1], index=-1))" \
+python -c "import sys, imageio.v3 as iio; iio.imwrite(sys.argv[2], iio.imread(sys.argv[1])[-1])" \
   "$clip" "$out/input_last_frame.png"
 python sample.py --task=bridge --image="$out/input_first_frame.png" --last_image="$out/input_last_frame.png" \
   --output="$out/bridge.gif" "${show[@]}"
