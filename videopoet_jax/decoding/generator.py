@@ -337,13 +337,11 @@ class Generator:
       raise ValueError(f"extension needs at least {self.context_frames} frames, got {clips.shape[1]}")
     per_round = self.frames - self.context_frames
     rounds = int(np.ceil(seconds * self.fps / per_round - 1e-9))
+    backward = direction == "backward"
     for r in range(rounds):
-      if direction == "backward":
-        new = self.continue_clips(clips[:, : self.context_frames], prompts, sampling, seed + r, direction)
-        clips = np.concatenate([new, clips], axis=1)
-      else:
-        new = self.continue_clips(clips[:, -self.context_frames :], prompts, sampling, seed + r, direction)
-        clips = np.concatenate([clips, new], axis=1)
+      context = clips[:, : self.context_frames] if backward else clips[:, -self.context_frames :]
+      new = self.continue_clips(context, prompts, sampling, seed + r, direction)
+      clips = np.concatenate([new, clips] if backward else [clips, new], axis=1)
       if progress:
         progress(r + 1, rounds)
     return clips

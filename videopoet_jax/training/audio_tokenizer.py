@@ -47,10 +47,7 @@ def generator_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTran
   """Adam with warmup and cosine decay on the tokenizer's weights; with `train.trainable="decoder"`, the
   encoder's weights get no update."""
   adam = optimizers.adam_warmup_cosine(config.train)
-  trainable = config.train.get("trainable", "all")
-  if trainable not in TRAINABLE:
-    raise ValueError(f"train.trainable={trainable!r}: one of {TRAINABLE}")
-  if trainable == "all":
+  if not decoder_only(config):
     return adam
   part = lambda path, _: "frozen" if getattr(path[0], "key", None) == "encoder" else "trained"  # noqa: E731
   return optax.multi_transform(
@@ -60,7 +57,11 @@ def generator_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTran
 
 
 def decoder_only(config: ml_collections.ConfigDict) -> bool:
-  return config.train.get("trainable", "all") == "decoder"
+  """Whether `train.trainable` (one of TRAINABLE; "all" where a config predates it) is "decoder"."""
+  trainable = config.train.get("trainable", "all")
+  if trainable not in TRAINABLE:
+    raise ValueError(f"train.trainable={trainable!r}: one of {TRAINABLE}")
+  return trainable == "decoder"
 
 
 def random_streams(config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
