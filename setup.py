@@ -42,8 +42,18 @@ setuptools.setup(
   extras_require={
     # The web page (python -m videopoet_jax.app) and its API client.
     "app": ["gradio>=5", "gradio_client>=1"],
-    # The tests drive the page too: in headless Chromium (the system's package) through Selenium.
-    "test": ["pytest>=8", "ruff>=0.6", "gradio>=5", "gradio_client>=1", "selenium>=4.20"],
+    # Building clip_folder on a Beam runner (python -m videopoet_jax.data.build --beam_pipeline_options=...).
+    "beam": ["apache-beam>=2.60"],
+    # The tests drive the page too: in headless Chromium (the system's package) through Selenium; they build
+    # clip_folder on Beam's DirectRunner.
+    "test": [
+      "pytest>=8",
+      "ruff>=0.6",
+      "gradio>=5",
+      "gradio_client>=1",
+      "selenium>=4.20",
+      "apache-beam>=2.60",
+    ],
     # Only for bench/decode.py's comparison with Hugging Face GPT-2 (B3); never needed to run or test.
     "bench": ["torch>=2.2", "transformers>=4.40"],
   },

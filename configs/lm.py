@@ -249,22 +249,22 @@ def get_config(arg=None):
     # positions of 21k-wide logits); one chunk is 1.45x faster a step here.
     config.model.logits_chunk = 1024
     if arg.phase == 2:
-      # Warm-started from phase 1 (no image-first phase again); stylize is left to phase 1 (its structure
-      # stream is the costliest to pre-tokenize), the prompted video tasks get most of the steps.
+      # Warm-started from phase 1 (no image-first phase again, a lower rate): the prompted video tasks, whose
+      # motion is learned slowest, get most of the steps; every task keeps some weight, so none is forgotten.
       config.mixture.weights.update(
         text_to_video=4.0,
         text_to_image=0.5,
         inpaint=0.5,
         outpaint=0.5,
-        stylize=0.0,
+        stylize=0.3,
         video_to_audio=1.0,
         unconditional_video=0.1,
         audio_to_video=0.1,
       )
-      config.mixture.earlier_tasks = ("stylize",)
       config.mixture.early_fraction = 0.0
-      config.train.steps = 2000
+      config.train.steps = 1800
       config.train.warmup_steps = 50
+      config.train.learning_rate = 7e-4
   elif arg.phase != 1:
     raise ValueError(f"phase={arg.phase} is only for the demo variant")
   if arg.variant == "tiny":

@@ -240,7 +240,8 @@ def _pan(seed: int, frames: int, step: int = 2) -> np.ndarray:
   return np.stack([picture[40:104, 10 + step * i : 74 + step * i] for i in range(frames)])
 
 
-def test_shots_and_filters_on_constructed_footage(tmp_path):
+def _edited_footage(folder):
+  """Writes videos with a hard cut, a fade, a copy, a still, a black and a letterboxed one into `folder`."""
   fade = np.linspace(1, 0, 6)[:, None, None, None]
   cut_and_fade = np.concatenate([
     _pan(1, 24),  # shot 1, then a hard cut
@@ -260,10 +261,14 @@ def test_shots_and_filters_on_constructed_footage(tmp_path):
     "black.mp4": np.zeros((24, 64, 64, 3), np.uint8),
     "letterboxed.mp4": bars,
   }
-  folder = tmp_path / "footage"
   folder.mkdir()
   for name, frames in videos.items():
     media.write_video(str(folder / name), frames, 8)
+  return folder
+
+
+def test_shots_and_filters_on_constructed_footage(tmp_path):
+  folder = _edited_footage(tmp_path / "footage")
   builder = clip_folder.make_builder(str(folder), data_dir=str(tmp_path / "tfds"), size=SIZE)
   builder.download_and_prepare()
   source = builder.as_data_source()["train"]
@@ -284,3 +289,37 @@ def test_shots_and_filters_on_constructed_footage(tmp_path):
     "too_short_shot": 0, "blank": 1, "dark": 0, "washed_out": 0, "static": 1, "duplicate": 1,
   }  # fmt: skip
   assert summary["letterboxed"] == {"letterboxed.mp4": [0, 8, 64, 56]}
+
+
+def _examples(builder) -> dict[str, list[dict]]:
+  out = {}
+  for split, source in builder.as_data_source().items():
+    out[split] = [source[i] for i in range(len(source))]
+  return out
+
+
+def test_beam_build_equals_the_single_process_build(tmp_path):
+  """DirectRunner with 2 worker processes: the same examples, in the same order, and the same summary; the
+  duplicate filter spans files and splits (pan.mp4 in validation is a copy of copy.mp4 in train)."""
+  from videopoet_jax.data import datasets
+
+  folder = _edited_footage(tmp_path / "footage")
+  (folder / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(5_000))
+  options = dict(size=SIZE, validation_files=("cuts.mp4", "pan.mp4"))
+  single = clip_folder.make_builder(str(folder), data_dir=str(tmp_path / "single"), **options)
+  datasets.prepare(single)
+  beam = clip_folder.make_builder(str(folder), data_dir=str(tmp_path / "beam"), **options)
+  datasets.prepare(beam, "direct_num_workers=2,direct_running_mode=multi_processing")
+  expected, got = _examples(single), _examples(beam)
+  assert {k: len(v) for k, v in expected.items()} == {"train": 2, "validation": 3}  # copy + letterboxed, cuts
+  assert sorted(got) == sorted(expected)
+  for split in expected:
+    assert len(got[split]) == len(expected[split])
+    for a, b in zip(got[split], expected[split], strict=True):
+      assert a.keys() == b.keys()
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=f"{split} {key}")
+  summary = clip_folder.build_summary(single)
+  assert clip_folder.build_summary(beam) == summary
+  assert summary["filtered"]["duplicate"] == 1 and "broken.mp4" in summary["skipped"]
+  assert not list((tmp_path / "beam").rglob(clip_folder.ClipFolder.BEAM_SUMMARY))

@@ -273,3 +273,15 @@ def test_external_text_embeddings_are_projected_into_the_prefix(tiny_lm_config):
   assert np.abs(np.asarray(grads["text_projection"]["kernel"])).sum() > 0  # the projection is trained
   batch.text_embedding = batch.text_embedding * 2
   assert _loss_and_grads(config, batch, params)[0] != pytest.approx(loss, rel=1e-6)
+
+
+def test_a_run_whose_shards_name_a_missing_tokenizer_stops_before_its_first_step(tiny_lm_config, tmp_path):
+  """The export copies the tokenizers that made the shards' ids: one that is gone is named at once, not at
+  the first checkpoint's export."""
+  tokens_dir = tiny_lm_config.data.tokens_dir
+  manifest = token_shards.read_manifest(tokens_dir)
+  manifest["video_tokenizer"]["path"] = str(tmp_path / "moved_away")
+  token_shards.write_manifest(tokens_dir, manifest)
+  with pytest.raises(FileNotFoundError, match="names the video_tokenizer that made its ids"):
+    lm.train(tiny_lm_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()

@@ -55,7 +55,8 @@ class ClipFolderConfig(tfds.core.BuilderConfig):
     source_dir: folder of videos and images (not recursive).
     frames, fps, size: clip format (frames = 1 + 4k for the causal video tokenizer).
     sample_rate: audio sample rate (mono float32).
-    max_clips_per_file: at most this many clips per video (0: all).
+    max_clips_per_file: at most this many clips per video (0: all), counted before the near-duplicate
+      filter (which may drop some of them).
     validation_files: file names that go to the validation split instead of train.
     structure_dir: optional folder of precomputed structure videos (`<stem>.<any video extension>`).
     shots: cut videos into shots first (False: one shot per video).
@@ -148,13 +149,186 @@ def find_structure_video(structure_dir: str, name: str) -> str | None:
   return None
 
 
+def empty_summary() -> dict:
+  """The build summary before any file: see `build_summary`."""
+  return {
+    "files": 0,
+    "clips": 0,
+    "skipped": {},
+    "shots": {},
+    "letterboxed": {},
+    "filtered": dict.fromkeys(FILTER_REASONS, 0),
+  }
+
+
+@dataclasses.dataclass
+class FileRecord:
+  """What one file contributes to the build summary, and the perceptual hashes of its candidate clips.
+
+  Small (no pixels): a distributed build gathers every file's record in one place for the one decision that
+  spans files, the near-duplicate filter (`ClipSelector`).
+  """
+
+  name: str
+  # One per candidate clip (None: not filtered for near-duplicates, as images are not).
+  hashes: list[tuple[np.ndarray, np.ndarray] | None] = dataclasses.field(default_factory=list)
+  shots: list[list[float]] | None = None
+  letterbox: list[int] | None = None
+  filtered: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(FILTER_REASONS, 0))
+  skipped: str | None = None
+
+
+class ClipSelector:
+  """The build's one cross-file decision, made file after file in build order: which candidate clips are
+  near-duplicates of a clip kept earlier (`footage.DuplicateFilter`); also adds each file to the summary."""
+
+  def __init__(self, config: ClipFolderConfig):
+    self.filters = config.filters
+    self.duplicates = footage.DuplicateFilter(config.footage_options.duplicate_fraction)
+    self.summary = empty_summary()
+
+  def select(self, record: FileRecord) -> list[int]:
+    """Indices of `record`'s candidate clips to keep (in order)."""
+    summary = self.summary
+    summary["files"] += 1
+    if record.skipped is not None:
+      summary["skipped"][record.name] = record.skipped
+      return []
+    if record.shots is not None:
+      summary["shots"][record.name] = record.shots
+    if record.letterbox is not None:
+      summary["letterboxed"][record.name] = record.letterbox
+    for reason, count in record.filtered.items():
+      summary["filtered"][reason] += count
+    kept = []
+    for index, code in enumerate(record.hashes):
+      if self.filters and code is not None and self.duplicates.seen_hash(code):
+        summary["filtered"]["duplicate"] += 1
+      else:
+        kept.append(index)
+    summary["clips"] += len(kept)
+    return kept
+
+
+def kept_examples(candidates: list[dict], kept: list[int]) -> list[dict]:
+  """The kept candidates of a file, their `clip_index` numbering them in order."""
+  return [dict(candidates[k], clip_index=i) for i, k in enumerate(kept)]
+
+
+def read_file(config: ClipFolderConfig, name: str, caption: str) -> tuple[FileRecord, list[dict]]:
+  """`(record, candidate examples)` of one file: every clip that passes the per-clip filters (at most
+  `max_clips_per_file` of them), before the near-duplicate filter. A file that fails to decode gives no
+  candidates and its reason in `record.skipped`; nothing in it depends on another file (a worker's job)."""
+  try:
+    return _read_file(config, name, caption)
+  except Exception as e:  # noqa: BLE001 -- one bad file must never stop the build.
+    reason = (str(e).splitlines() or [type(e).__name__])[0]
+    logging.warning("clip_folder: skipping %s: %s", name, reason)
+    return FileRecord(name, skipped=reason), []
+
+
+def _read_file(config: ClipFolderConfig, name: str, caption: str) -> tuple[FileRecord, list[dict]]:
+  path = os.path.join(config.source_dir, name)
+  record = FileRecord(name)
+  if name.lower().endswith(media.IMAGE_EXTENSIONS):
+    try:
+      image = np.asarray(Image.open(path).convert("RGB"))
+    except OSError as e:
+      raise media.MediaError(f"cannot decode image {path}: {e}") from e
+    frames = media.crop_resize(image[None], config.size)
+    example = _example(config, name, caption, frames, None, 0.0, is_image=True)
+    record.hashes.append(None)  # a still is no clip of a shot, and no near-duplicate of one
+    return record, [example]
+  video = media.read_video(path, max_side=DECODE_SIDE_FACTOR * config.size)
+  wave = media.read_audio_track(path, config.sample_rate)
+  guide = _structure_source(config, name)
+  options = config.footage_options
+  source = video.frames
+  if config.filters:
+    x0, y0, x1, y1 = footage.letterbox(source, options)
+    if (x1 - x0, y1 - y0) != (source.shape[2], source.shape[1]):
+      source = source[:, y0:y1, x0:x1]
+      record.letterbox = [x0, y0, x1, y1]
+  shots = footage.shots(source, options) if config.shots else [(0, len(source))]
+  if not shots:  # black from start to end
+    record.filtered["blank"] += 1
+  record.shots = [[round(a / video.fps, 3), round(b / video.fps, 3)] for a, b in shots]
+  indices = []
+  for start, stop in shots:
+    shot = clip_indices(stop - start, video.fps, config.fps, config.frames)
+    if len(shots) > 1 and (stop - start) / video.fps < config.frames / config.fps:
+      record.filtered["too_short_shot"] += 1
+      continue
+    indices += [start + i for i in shot]
+  candidates = []
+  for index in indices:
+    if config.max_clips_per_file and len(candidates) >= config.max_clips_per_file:
+      break
+    start_s = float(index[0] / video.fps)
+    frames = media.crop_resize(source[index], config.size)
+    guide_map = None
+    if guide is not None:
+      guide_index = np.minimum(
+        np.floor(index / video.fps * guide.fps + 1e-6).astype(np.int64), len(guide.frames) - 1
+      )
+      guide_map = structure.grayscale(media.crop_resize(guide.frames[guide_index], config.size))
+    example = _example(config, name, caption, frames, wave, start_s, structure_map=guide_map)
+    reason = footage.reject_reason(frames, example["flow"], options) if config.filters else None
+    if reason is not None:
+      record.filtered[reason] += 1
+      continue
+    candidates.append(example)
+    record.hashes.append(footage.perceptual_hash(frames))
+  return record, candidates
+
+
+def _structure_source(config: ClipFolderConfig, name: str) -> media.DecodedVideo | None:
+  if not config.structure_dir:
+    return None
+  path = find_structure_video(config.structure_dir, name)
+  if path is None:
+    raise media.MediaError(f"no precomputed structure video for {name} in {config.structure_dir}")
+  return media.read_video(path, max_side=DECODE_SIDE_FACTOR * config.size)
+
+
+def _example(config, name, caption, frames, wave, start_s, is_image=False, structure_map=None) -> dict:
+  """One example of the feature spec (`clip_index` is set when the file's clips are numbered)."""
+  audio = np.zeros(0 if is_image else config.audio_samples, np.float32)
+  if wave is not None:
+    start = int(round(start_s * config.sample_rate))
+    segment = wave[start : start + config.audio_samples]
+    audio[: len(segment)] = segment
+  return {
+    "video": frames,
+    "audio": audio,
+    "has_audio": wave is not None,
+    "flow": structure.farneback_flow(frames),
+    "structure": structure.edge_map(frames) if structure_map is None else structure_map,
+    "caption": caption,
+    "source": name,
+    "clip_index": 0,
+    "start_s": start_s,
+    "is_image": is_image,
+  }
+
+
 class ClipFolder(tfds.core.GeneratorBasedBuilder):
-  """A folder of the user's videos and images, cut into clips (see the module docstring)."""
+  """A folder of the user's videos and images, cut into clips (see the module docstring).
+
+  `download_and_prepare()` builds in this process; with a Beam runner or options in its `download_config`
+  (`tfds.download.DownloadConfig(beam_options=...)`, or `python -m videopoet_jax.data.build
+  --beam_pipeline_options=...`), files are read in parallel by Beam workers (`clip_folder_beam`), and the
+  dataset and its summary are the same.
+  """
 
   VERSION = tfds.core.Version(VERSION)
   BUILDER_CONFIGS = [ClipFolderConfig(name="default", description="Set source_dir with make_builder.")]
   # TFDS otherwise derives it through importlib_resources, which it does not install on Python >= 3.9.
   code_path = epath.Path(__file__)
+  # Where a Beam build leaves its summary inside the (temporary) data folder until it is read back.
+  BEAM_SUMMARY = "build_summary.json"
+  # Whether this build runs on Beam (set from the download config by `_download_and_prepare`).
+  _beam = False
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
@@ -166,6 +340,17 @@ class ClipFolder(tfds.core.GeneratorBasedBuilder):
       disable_shuffling=True,
     )
 
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    self._beam = download_config is not None and (
+      download_config.beam_runner is not None or download_config.beam_options is not None
+    )
+    super()._download_and_prepare(dl_manager, download_config)
+    if self._beam:
+      from videopoet_jax.data import clip_folder_beam  # noqa: PLC0415 -- Beam only where it is asked for
+
+      path = epath.Path(self.data_dir) / self.BEAM_SUMMARY
+      self.info.metadata["summary"] = clip_folder_beam.read_summary(path)
+
   def _split_generators(self, dl_manager):
     del dl_manager
     config = self.builder_config
@@ -176,36 +361,31 @@ class ClipFolder(tfds.core.GeneratorBasedBuilder):
     unknown = set(config.validation_files) - set(names)
     if unknown:
       raise ValueError(f"clip_folder: validation_files {sorted(unknown)} are not in {config.source_dir}")
-    self.info.metadata["summary"] = {
-      "files": 0,
-      "clips": 0,
-      "skipped": {},
-      "shots": {},
-      "letterboxed": {},
-      "filtered": dict.fromkeys(FILTER_REASONS, 0),
-    }
-    self._duplicates = footage.DuplicateFilter(config.footage_options.duplicate_fraction)
+    # Build order: the train files, then the validation files, each by name (the duplicate filter keeps a
+    # clip's first copy in this order).
     splits = {"train": [n for n in names if n not in config.validation_files]}
     if config.validation_files:
       splits["validation"] = [n for n in names if n in config.validation_files]
-    return {split: self._generate_examples(files) for split, files in splits.items()}
-
-  def _generate_examples(self, names: list[str]):
-    config = self.builder_config
-    summary = self.info.metadata["summary"]
     captions = read_captions(config.source_dir)
-    for name in names:
-      summary["files"] += 1
-      try:
-        examples = self._file_examples(name, caption_for(config.source_dir, name, captions))
-      except Exception as e:  # noqa: BLE001 -- one bad file must never stop the build.
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-        logging.warning("clip_folder: skipping %s: %s", name, reason)
-        summary["skipped"][name] = reason
-        continue
-      for clip_index, example in enumerate(examples):
-        summary["clips"] += 1
-        yield f"{name}/{clip_index:06d}", example
+    files = [
+      (split, n, caption_for(config.source_dir, n, captions)) for split, ns in splits.items() for n in ns
+    ]
+    if self._beam:
+      from videopoet_jax.data import clip_folder_beam  # noqa: PLC0415
+
+      summary_path = os.fspath(epath.Path(self.data_dir) / self.BEAM_SUMMARY)
+      return clip_folder_beam.split_transforms(config, files, summary_path)
+    self._selector = ClipSelector(config)
+    self.info.metadata["summary"] = self._selector.summary
+    return {split: self._generate_examples([f for f in files if f[0] == split]) for split in splits}
+
+  def _generate_examples(self, files: list[tuple[str, str, str]]):
+    config = self.builder_config
+    for _, name, caption in files:
+      record, candidates = read_file(config, name, caption)
+      for example in kept_examples(candidates, self._selector.select(record)):
+        yield f"{name}/{example['clip_index']:06d}", example
+    summary = self._selector.summary
     logging.info(
       "clip_folder summary so far: %d files, %d clips written, %d skipped %s",
       summary["files"],
@@ -213,91 +393,6 @@ class ClipFolder(tfds.core.GeneratorBasedBuilder):
       len(summary["skipped"]),
       sorted(summary["skipped"]),
     )
-
-  def _file_examples(self, name: str, caption: str) -> list[dict]:
-    """All complete examples of one file (decoded and computed before any is yielded)."""
-    config = self.builder_config
-    path = os.path.join(config.source_dir, name)
-    if name.lower().endswith(media.IMAGE_EXTENSIONS):
-      try:
-        image = np.asarray(Image.open(path).convert("RGB"))
-      except OSError as e:
-        raise media.MediaError(f"cannot decode image {path}: {e}") from e
-      frames = media.crop_resize(image[None], config.size)
-      return [self._example(name, caption, frames, None, 0, 0.0, is_image=True)]
-    video = media.read_video(path, max_side=DECODE_SIDE_FACTOR * config.size)
-    wave = media.read_audio_track(path, config.sample_rate)
-    guide = self._structure_source(name)
-    summary, options = self.info.metadata["summary"], config.footage_options
-    source = video.frames
-    if config.filters:
-      x0, y0, x1, y1 = footage.letterbox(source, options)
-      if (x1 - x0, y1 - y0) != (source.shape[2], source.shape[1]):
-        source = source[:, y0:y1, x0:x1]
-        summary["letterboxed"][name] = [x0, y0, x1, y1]
-    shots = footage.shots(source, options) if config.shots else [(0, len(source))]
-    if not shots:  # black from start to end
-      summary["filtered"]["blank"] += 1
-    summary["shots"][name] = [[round(a / video.fps, 3), round(b / video.fps, 3)] for a, b in shots]
-    indices = []
-    for start, stop in shots:
-      shot = clip_indices(stop - start, video.fps, config.fps, config.frames)
-      if len(shots) > 1 and (stop - start) / video.fps < config.frames / config.fps:
-        summary["filtered"]["too_short_shot"] += 1
-        continue
-      indices += [start + i for i in shot]
-    examples = []
-    for index in indices:
-      if config.max_clips_per_file and len(examples) >= config.max_clips_per_file:
-        break
-      start_s = float(index[0] / video.fps)
-      frames = media.crop_resize(source[index], config.size)
-      guide_map = None
-      if guide is not None:
-        guide_index = np.minimum(
-          np.floor(index / video.fps * guide.fps + 1e-6).astype(np.int64), len(guide.frames) - 1
-        )
-        guide_map = structure.grayscale(media.crop_resize(guide.frames[guide_index], config.size))
-      example = self._example(name, caption, frames, wave, len(examples), start_s, structure_map=guide_map)
-      reason = footage.reject_reason(frames, example["flow"], options) if config.filters else None
-      if reason is None and config.filters and self._duplicates.seen(frames):
-        reason = "duplicate"
-      if reason is not None:
-        summary["filtered"][reason] += 1
-        continue
-      examples.append(example)
-    return examples
-
-  def _structure_source(self, name: str) -> media.DecodedVideo | None:
-    config = self.builder_config
-    if not config.structure_dir:
-      return None
-    path = find_structure_video(config.structure_dir, name)
-    if path is None:
-      raise media.MediaError(f"no precomputed structure video for {name} in {config.structure_dir}")
-    return media.read_video(path, max_side=DECODE_SIDE_FACTOR * config.size)
-
-  def _example(
-    self, name, caption, frames, wave, clip_index, start_s, is_image=False, structure_map=None
-  ) -> dict:
-    config = self.builder_config
-    audio = np.zeros(0 if is_image else config.audio_samples, np.float32)
-    if wave is not None:
-      start = int(round(start_s * config.sample_rate))
-      segment = wave[start : start + config.audio_samples]
-      audio[: len(segment)] = segment
-    return {
-      "video": frames,
-      "audio": audio,
-      "has_audio": wave is not None,
-      "flow": structure.farneback_flow(frames),
-      "structure": structure.edge_map(frames) if structure_map is None else structure_map,
-      "caption": caption,
-      "source": name,
-      "clip_index": clip_index,
-      "start_s": start_s,
-      "is_image": is_image,
-    }
 
 
 def config_name(source_dir: str) -> str:

@@ -67,10 +67,29 @@ def make_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBui
   raise ValueError(f"unknown dataset {dataset!r}: shapes_world | clip_folder")
 
 
+def beam_options(pipeline_options: str):
+  """Beam `PipelineOptions` from `"key=value,key=value"` (as `tfds build --beam_pipeline_options` takes
+  them, e.g. `direct_num_workers=2,direct_running_mode=multi_processing`); None for an empty string."""
+  if not pipeline_options:
+    return None
+  from apache_beam.options.pipeline_options import PipelineOptions  # noqa: PLC0415 -- optional package
+
+  return PipelineOptions([f"--{option.strip()}" for option in pipeline_options.split(",") if option.strip()])
+
+
+def prepare(builder: tfds.core.DatasetBuilder, pipeline_options: str = "") -> None:
+  """Builds `builder`'s dataset unless it is there: in this process, or on Beam with `pipeline_options`
+  (`beam_options`; builders that support it: clip_folder)."""
+  options = beam_options(pipeline_options)
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(beam_options=options) if options is not None else None
+  )
+
+
 def prepared_source(name: str, split: str, data_dir: str | None = None):
   """`(builder, random-access source)` of `split`, building the dataset first if needed."""
   builder = make_builder(name, data_dir)
-  builder.download_and_prepare()
+  prepare(builder)
   sources = builder.as_data_source()
   if split not in sources:
     raise ValueError(f"{name} has no split {split!r}; it has {sorted(sources)}")

@@ -146,7 +146,10 @@ class DuplicateFilter:
   def seen(self, clip: np.ndarray) -> bool:
     """True when a kept clip's appearance and motion hashes both differ from this one's in at most
     `max_fraction` of their bits; otherwise remembers this one."""
-    code = perceptual_hash(clip)
+    return self.seen_hash(perceptual_hash(clip))
+
+  def seen_hash(self, code: tuple[np.ndarray, np.ndarray]) -> bool:
+    """`seen` of a clip whose `perceptual_hash` is `code` (hashes are what a distributed build gathers)."""
     for kept in self.hashes:
       if max(np.mean(a != b) for a, b in zip(code, kept, strict=True)) <= self.max_fraction:
         return True

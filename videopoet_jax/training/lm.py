@@ -268,12 +268,32 @@ class Trainer:
       source = os.path.join(self.config.data.tokens_dir, name)
       if os.path.exists(source):
         shutil.copyfile(source, os.path.join(path, name))
-    manifest = token_shards.read_manifest(self.config.data.tokens_dir)
+    for kind, source in self.tokenizer_sources().items():
+      pretrained.copy_tokenizer(source, os.path.join(path, kind), kind)
+
+  def tokenizer_sources(self) -> dict[str, str | None]:
+    """`{kind: export folder (None: the bundled one)}` of the tokenizers the shards' manifest names; raises
+    a FileNotFoundError naming the manifest when one is gone (checked before the first step, not at the
+    first export)."""
+    tokens_dir = self.config.data.tokens_dir
+    manifest = token_shards.read_manifest(tokens_dir)
+    sources = {}
     for kind in pretrained.TOKENIZER_SUBDIRS:
       source = (manifest.get(kind) or {}).get("path")
-      if source is not None:
-        source = None if source == token_shards.BUNDLED else source
-        pretrained.copy_tokenizer(source, os.path.join(path, kind), kind)
+      if source is None:
+        continue
+      sources[kind] = None if source == token_shards.BUNDLED else source
+      try:
+        if sources[kind] is None:
+          pretrained.bundled_path(kind)
+        else:
+          pretrained.export_folder(sources[kind])
+      except FileNotFoundError as e:
+        raise FileNotFoundError(
+          f"{tokens_dir}/{token_shards.MANIFEST} names the {kind} that made its ids, {source}, which holds no"
+          " export now; the LM's export copies it: restore it there or correct the manifest's path"
+        ) from e
+    return sources
 
   def evaluate(self, state: TrainState) -> dict[str, float]:
     """Validation loss and accuracy, overall, per task and per modality (exported weights)."""
@@ -289,6 +309,7 @@ class Trainer:
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) in `workdir`; returns the final state."""
   trainer = Trainer(config)
+  trainer.tokenizer_sources()
   logging.info(
     "LM: %d parameters, vocabulary %d, groups %s",
     param_count(trainer.abstract_state.params),
