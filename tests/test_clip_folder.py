@@ -308,8 +308,16 @@ def test_beam_build_equals_the_single_process_build(tmp_path):
   options = dict(size=SIZE, validation_files=("cuts.mp4", "pan.mp4"))
   single = clip_folder.make_builder(str(folder), data_dir=str(tmp_path / "single"), **options)
   datasets.prepare(single)
+  name = f"clip_folder:source_dir={folder},size={SIZE},validation_files=cuts.mp4+pan.mp4"
+  result = _build(
+    f"--dataset={name}",
+    f"--data_dir={tmp_path / 'beam'}",
+    "--beam_pipeline_options=direct_num_workers=2,direct_running_mode=multi_processing",
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  printed = json.loads(result.stdout.strip().splitlines()[-1])
   beam = clip_folder.make_builder(str(folder), data_dir=str(tmp_path / "beam"), **options)
-  datasets.prepare(beam, "direct_num_workers=2,direct_running_mode=multi_processing")
+  datasets.prepare(beam)  # already built: loads it
   expected, got = _examples(single), _examples(beam)
   assert {k: len(v) for k, v in expected.items()} == {"train": 2, "validation": 3}  # copy + letterboxed, cuts
   assert sorted(got) == sorted(expected)
@@ -320,6 +328,19 @@ def test_beam_build_equals_the_single_process_build(tmp_path):
       for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=f"{split} {key}")
   summary = clip_folder.build_summary(single)
-  assert clip_folder.build_summary(beam) == summary
+  assert clip_folder.build_summary(beam) == printed["summary"] == summary
+  assert printed["splits"] == {"train": 2, "validation": 3}
   assert summary["filtered"]["duplicate"] == 1 and "broken.mp4" in summary["skipped"]
   assert not list((tmp_path / "beam").rglob(clip_folder.ClipFolder.BEAM_SUMMARY))
+
+
+def _build(*args):
+  return subprocess.run(
+    [sys.executable, "-m", "videopoet_jax.data.build", *args], capture_output=True, text=True, cwd=REPO
+  )
+
+
+def test_build_of_a_missing_folder_is_one_line_error(tmp_path):
+  result = _build(f"--dataset=clip_folder:source_dir={tmp_path / 'nope'}", f"--data_dir={tmp_path}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1].startswith("error: clip_folder: source_dir")

@@ -14,6 +14,7 @@ Other programs (encode, preview) build on first use in this process; build here 
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from absl import app, flags
@@ -30,6 +31,8 @@ flags.DEFINE_string(
   "Build on Apache Beam with these comma-separated key=value pipeline options (empty: in this process).",
 )
 FLAGS = flags.FLAGS
+# Beam workers' log level unless --verbosity is given or the options set one.
+QUIET_WORKER_LOG_LEVEL = "WARNING"
 
 
 def main(argv):
@@ -37,10 +40,15 @@ def main(argv):
   quiet_unless_verbose()
   if not FLAGS.dataset:
     cli_errors.exit_with("--dataset is required")
+  pipeline_options = FLAGS.beam_pipeline_options
+  if pipeline_options and not FLAGS["verbosity"].present:  # Beam's notes on its job service and workers
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    if "sdk_harness_log_level" not in pipeline_options:
+      pipeline_options += f",default_sdk_harness_log_level={QUIET_WORKER_LOG_LEVEL}"
   start = time.perf_counter()
   try:
     builder = datasets.make_builder(FLAGS.dataset, FLAGS.data_dir)
-    datasets.prepare(builder, FLAGS.beam_pipeline_options)
+    datasets.prepare(builder, pipeline_options)
   except cli_errors.BAD_INPUT as e:
     cli_errors.exit_with(e)
   splits = {name: info.num_examples for name, info in builder.info.splits.items()}
