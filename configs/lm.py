@@ -171,8 +171,10 @@ def get_config(arg=None):
   config.model.remat = "none"
   # Positions per chunk of the vocabulary-sized logits in the loss.
   config.model.logits_chunk = 256
-  # Full-sequence attention: "dense" ([B, H, S, S] logits) or "chunked" (online softmax over key chunks of
-  # attention_chunk positions; no S x S tensor). Decoding with the KV cache is dense either way.
+  # Full-sequence attention: "dense" ([B, H, S, S] logits), or without an S x S tensor: "chunked" (online
+  # softmax over key chunks of attention_chunk positions, any backend), "cudnn" (cuDNN flash attention,
+  # GPU) or "splash" (Pallas splash kernels, attention_chunk-sized tiles, TPU). Decoding with the KV cache
+  # is dense.
   config.model.attention = "dense"
   config.model.attention_chunk = 512
 

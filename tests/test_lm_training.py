@@ -13,6 +13,7 @@ import pytest
 
 from videopoet_jax import sharding
 from videopoet_jax.data import lm_batches, token_shards
+from videopoet_jax.model import attention_kernels
 from videopoet_jax.tasks import registry, sequence
 from videopoet_jax.training import checkpoints, lm, loop
 
@@ -34,15 +35,20 @@ def _assert_trees_close(a, b, **tolerance):
     np.testing.assert_allclose(x, y, **tolerance)
 
 
-def test_sharded_and_accumulated_steps_equal_the_single_device_step(tiny_lm_config):
+def test_sharded_accumulated_and_splash_steps_equal_the_single_device_step(tiny_lm_config):
   single = lm.Trainer(tiny_lm_config, mesh=_mesh((1, 1, 1)))
   sharded = lm.Trainer(tiny_lm_config, mesh=_mesh((2, 2, 2)))
   accumulating = tiny_lm_config.copy_and_resolve_references()
   accumulating.train.microbatches = 2
   accumulated = lm.Trainer(accumulating, mesh=_mesh((2, 2, 2)))
+  # Splash kernels (interpreted on CPU) per shard under shard_map: batch over (data, fsdp), heads over tensor.
+  on_splash = tiny_lm_config.copy_and_resolve_references()
+  on_splash.model.attention = "splash"
+  on_splash.model.attention_chunk = attention_kernels.SPLASH_TILE_MULTIPLE
+  splash = lm.Trainer(on_splash, mesh=_mesh((2, 2, 2)))
   host_batch = sharded.batches.batch(1)  # a batch size the 4 data-parallel devices x 2 microbatches divide
   results = []
-  for trainer in (single, sharded, accumulated):
+  for trainer in (single, sharded, accumulated, splash):
     state, metrics = trainer.step_fn(trainer.init(), trainer.put_batch(host_batch))
     state, metrics = trainer.step_fn(state, trainer.put_batch(host_batch))
     results.append((_params(state), lm.summarize_sums([metrics])))

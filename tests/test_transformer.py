@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from videopoet_jax.model import attention_kernels
 from videopoet_jax.model.transformer import Transformer, prefix_lm_mask, rope
 
 from conftest import small_model_config
@@ -124,5 +125,32 @@ def test_chunked_attention_equals_dense_in_outputs_and_gradients():
   for model in models:
     graphdef, params = nnx.split(model, nnx.Param)
     grads.append(jax.grad(loss)(params, graphdef))
+  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", attention_kernels.KERNELS)
+def test_fused_kernel_attention_equals_dense_in_outputs_and_gradients(kernel):
+  """cudnn (XLA's implementation of the same call off GPU) and splash (interpreted off TPU, one 128-wide
+  tile over 13 positions: padded inside), two prefix lengths (one empty); left padding (`key_valid`) takes
+  the chunked pass."""
+  dense, fused = small_model_config(), small_model_config()
+  fused.attention, fused.attention_chunk = kernel, attention_kernels.SPLASH_TILE_MULTIPLE
+  models = [Transformer(c, rngs=nnx.Rngs(0)) for c in (dense, fused)]
+  tokens, prefix = _tokens(length=13, seed=6), jnp.array([5, 0])
+  np.testing.assert_allclose(models[0](tokens, prefix), models[1](tokens, prefix), rtol=1e-5, atol=1e-5)
+  valid = jnp.arange(13)[None] >= jnp.array([[0], [2]])
+  np.testing.assert_allclose(
+    models[0](tokens, prefix, key_valid=valid),
+    models[1](tokens, prefix, key_valid=valid),
+    rtol=1e-5,
+    atol=1e-5,
+  )
+
+  def loss(params, graphdef):
+    nll, _ = nnx.merge(graphdef, params, copy=True).token_losses(tokens, prefix)
+    return nll.mean()
+
+  grads = [jax.grad(loss)(*reversed(nnx.split(model, nnx.Param))) for model in models]
   for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

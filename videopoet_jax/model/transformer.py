@@ -27,6 +27,7 @@ import ml_collections
 from flax import nnx
 
 from videopoet_jax import sharding
+from videopoet_jax.model import attention_kernels
 from videopoet_jax.model.kv_cache import KVCache
 
 # Logical axes of the residual stream `[B, S, W]` and of logits `[B, S, V]` (activation names are separate
@@ -39,8 +40,9 @@ REMAT_POLICIES = {
   "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
 }
 # `model.attention`: "dense" materializes `[B, H, S, S]` logits (the reference, and the decode path);
-# "chunked" runs full-sequence passes with `chunked_attention` (`model.attention_chunk` keys at a time).
-ATTENTION_IMPLEMENTATIONS = ("dense", "chunked")
+# full-sequence passes run without them: "chunked" with `chunked_attention` (`model.attention_chunk` keys at a
+# time, any backend), "cudnn" and "splash" on fused kernels (`attention_kernels`: GPU, TPU).
+ATTENTION_IMPLEMENTATIONS = ("dense", "chunked", *attention_kernels.KERNELS)
 # Attention logits of masked pairs.
 MASKED_LOGIT = -1e30
 RMS_EPSILON = 1e-6
@@ -149,6 +151,8 @@ class Attention(nnx.Module):
     if self.implementation not in ATTENTION_IMPLEMENTATIONS:
       raise ValueError(f"unknown attention {self.implementation!r}; known: {ATTENTION_IMPLEMENTATIONS}")
     self.chunk = model.get("attention_chunk", 512)
+    if self.implementation == "splash":
+      attention_kernels.check_splash_tile(self.chunk)
     inner = model.heads * model.head_dim
     self.query = _dense(model.width, inner, ("embed", "heads"), model, rngs)
     self.key = _dense(model.width, inner, ("embed", "heads"), model, rngs)
@@ -163,10 +167,18 @@ class Attention(nnx.Module):
     k = rope(split(self.key(x)), positions, self.rope_base)
     return q, k, split(self.value(x))
 
-  def attend_chunked(self, q, k, v, positions, prefix_length, key_valid) -> jax.Array:
-    """As `attend` over a whole sequence (no cache), with `chunked_attention`."""
-    out = chunked_attention(q.transpose(0, 2, 1, 3), k, v, positions, prefix_length, key_valid, self.chunk)
-    out = out.transpose(0, 2, 1, 3)
+  def attend_sequence(self, q, k, v, positions, prefix_length, key_valid) -> jax.Array:
+    """As `attend` over a whole sequence at `positions` 0 .. S-1 (no cache), without `[B, H, S, S]` logits:
+    q, k, v `[B, S, H, D]` -> `[B, S, W]`. The fused kernels take no key mask: with `key_valid` (left-padded
+    prompts) the chunked pass runs."""
+    if self.implementation == "chunked" or key_valid is not None:
+      heads_major = lambda x: x.transpose(0, 2, 1, 3)  # noqa: E731
+      out = chunked_attention(*map(heads_major, (q, k, v)), positions, prefix_length, key_valid, self.chunk)
+      out = heads_major(out)
+    elif self.implementation == "cudnn":
+      out = attention_kernels.dot_product_prefix_attention(q, k, v, prefix_length)
+    else:
+      out = attention_kernels.splash_prefix_attention(q, k, v, prefix_length, self.chunk)
     return self.out(out.reshape(*out.shape[:2], -1))
 
   def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
@@ -213,11 +225,11 @@ class Block(nnx.Module):
     `layer` at slot `cache_index` and attention runs over the cache at `key_positions [L]`; `key_valid
     [B, L]` (optional) hides keys. Returns `(x, cache)`."""
     q, k, v = self.attention.project(self.attention_norm(x), positions)
-    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, H, S, D]
-    if cache is None and self.attention.implementation == "chunked":
-      attended = self.attention.attend_chunked(q, k, v, positions, prefix_length, key_valid)
+    if cache is None and self.attention.implementation != "dense":
+      attended = self.attention.attend_sequence(q, k, v, positions, prefix_length, key_valid)
       x = sharding.logical_constraint(x + attended, ACTIVATION_AXES)
       return sharding.logical_constraint(x + self.mlp(self.mlp_norm(x)), ACTIVATION_AXES), cache
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, H, S, D]
     if cache is not None:
       cache = cache.write(layer, cache_index, k, v)
       k, v = cache.layer(layer)
