@@ -80,44 +80,46 @@ TOPOLOGIES = {
   "h100x8": (8, 80 * 10**9),
   "h100x64": (64, 80 * 10**9),
 }
-# (size, topology) -> ((data, fsdp, tensor) mesh, global batch of the longest length group). FSDP over every
-# chip wherever the state and activations fit: a tensor axis would shrink the per-chip state, already
-# small, but replicate the residual stream over it and double the rows per chip. Where a global batch of
-# 1024 sequences does not fit (fewer chips), the batch is smaller (no gradient accumulation yet).
+# Full-sequence attention by the topology's name prefix (model.attention): fused kernels, no S x S tensor.
+TOPOLOGY_ATTENTION = {"v5p": "splash", "v5e": "splash", "h100": "cudnn"}
+# (size, topology) -> ((data, fsdp, tensor) mesh, microbatches). Every preset trains at VideoPoet's global
+# batch of 1024 sequences (the longest length group's rows), FSDP over every chip: a tensor axis would shrink
+# the per-chip state, already small, but replicate the residual stream over it and multiply the rows per
+# chip. Where one pass of a chip's rows would not fit, gradient accumulation runs them in microbatches.
 #
 # Per-chip memory, GiB (videopoet_jax/memory.py: state exact from the shardings, activations analytic with
-# remat "full" and bf16 compute, the attention term calibrated on XLA's TPU memory analysis of the 300m
-# step on v5p-64, which at batch 1024 needed 88.6 GiB per chip, more than the 88.5 GiB HBM;
-# tests/test_memory.py checks every line against it):
-#   size  topology  mesh         batch  params  moments  grads  ema   activations  total  HBM
-#   300m  v5p-64    (1, 32, 1)   512    0.10    0.20     0.10   0.10  45.37        45.87  88.48
-#   300m  v5p-256   (1, 128, 1)  1024   0.02    0.05     0.02   0.02  22.69        22.81  88.48
-#   300m  v5e-256   (1, 256, 1)  1024   0.01    0.02     0.01   0.01  11.34        11.41  14.90
-#   300m  h100x8    (1, 8, 1)    128    0.40    0.80     0.40   0.40  45.37        47.37  74.51
-#   300m  h100x64   (1, 64, 1)   1024   0.05    0.10     0.05   0.05  45.37        45.62  74.51
-#   1b    v5p-64    (1, 32, 1)   512    0.27    0.54     0.27   0.27  49.55        50.91  88.48
-#   1b    v5p-256   (1, 128, 1)  1024   0.07    0.14     0.07   0.07  24.78        25.11  88.48
-#   1b    v5e-256   (1, 256, 1)  1024   0.03    0.07     0.03   0.03  12.39        12.56  14.90
-#   1b    h100x8    (1, 8, 1)    128    1.08    2.17     1.08   1.08  49.55        54.97  74.51
-#   1b    h100x64   (1, 64, 1)   1024   0.14    0.27     0.14   0.14  49.55        50.23  74.51
-#   8b    v5p-64    (1, 32, 1)   256    1.16    2.32     1.16   1.16  50.56        56.36  88.48
-#   8b    v5p-256   (1, 128, 1)  1024   0.29    0.58     0.29   0.29  50.56        52.01  88.48
-#   8b    v5e-256   (1, 256, 1)  512    0.15    0.29     0.15   0.15  12.64        13.36  14.90
-#   8b    h100x8    (1, 8, 1)    32     4.65    9.29     4.65   4.65  25.28        48.51  74.51
-#   8b    h100x64   (1, 64, 1)   512    0.58    1.16     0.58   0.58  50.56        53.46  74.51
-# The attention logits [rows, heads, S, S] of one block (dense attention; the longest group's S is 2633)
-# and the loss's vocabulary chunk are most of the activations: a fused attention kernel would cut them.
+# remat "full", bf16 compute and the fused attention; the dense attention term was calibrated on XLA's TPU
+# memory analysis of the 300m step on v5p-64, which at batch 1024 with dense attention needed 88.6 GiB per
+# chip, more than the 88.5 GiB HBM; tests/test_memory.py checks every line against the estimate):
+#   size  topology  mesh         batch  micro  attention  params  moments  grads  ema   acts  total  HBM
+#   300m  v5p-64    (1, 32, 1)   1024   1      splash     0.10    0.20    0.10    0.10    73.67 74.16 88.48
+#   300m  v5p-256   (1, 128, 1)  1024   1      splash     0.02    0.05    0.02    0.02    18.20 18.33 88.48
+#   300m  v5e-256   (1, 256, 1)  1024   1      splash     0.01    0.02    0.01    0.01    9.10 9.16 14.90
+#   300m  h100x8    (1, 8, 1)    1024   4      cudnn      0.40    0.80    0.80    0.40    33.53 35.93 74.51
+#   300m  h100x64   (1, 64, 1)   1024   1      cudnn      0.05    0.10    0.05    0.05    16.70 16.95 74.51
+#   1b    v5p-64    (1, 32, 1)   1024   2      splash     0.27    0.54    0.54    0.27    41.13 42.76 88.48
+#   1b    v5p-256   (1, 128, 1)  1024   1      splash     0.07    0.14    0.07    0.07    20.41 20.75 88.48
+#   1b    v5e-256   (1, 256, 1)  1024   1      splash     0.03    0.07    0.03    0.03    10.20 10.37 14.90
+#   1b    h100x8    (1, 8, 1)    1024   4      cudnn      1.08    2.17    2.17    1.08    42.37 48.87 74.51
+#   1b    h100x64   (1, 64, 1)   1024   1      cudnn      0.14    0.27    0.14    0.14    21.10 21.78 74.51
+#   8b    v5p-64    (1, 32, 1)   1024   4      splash     1.16    2.32    2.32    1.16    43.06 50.03 88.48
+#   8b    v5p-256   (1, 128, 1)  1024   1      splash     0.29    0.58    0.29    0.29    43.06 44.51 88.48
+#   8b    v5e-256   (1, 256, 1)  1024   2      splash     0.15    0.29    0.29    0.15    10.76 11.64 14.90
+#   8b    h100x8    (1, 8, 1)    1024   8      cudnn      4.65    9.29    9.29    4.65    33.43 61.30 74.51
+#   8b    h100x64   (1, 64, 1)   1024   1      cudnn      0.58    1.16    0.58    0.58    33.43 36.33 74.51
 MESHES = {
-  **{(size, "v5p-64"): ((1, 32, 1), 512) for size in ("300m", "1b")},
-  ("8b", "v5p-64"): ((1, 32, 1), 256),
-  **{(size, "v5p-256"): ((1, 128, 1), 1024) for size in ("300m", "1b", "8b")},
-  **{(size, "v5e-256"): ((1, 256, 1), 1024) for size in ("300m", "1b")},
-  ("8b", "v5e-256"): ((1, 256, 1), 512),
-  **{(size, "h100x8"): ((1, 8, 1), 128) for size in ("300m", "1b")},
-  ("8b", "h100x8"): ((1, 8, 1), 32),
-  **{(size, "h100x64"): ((1, 64, 1), 1024) for size in ("300m", "1b")},
-  ("8b", "h100x64"): ((1, 64, 1), 512),
+  ("300m", "v5p-64"): ((1, 32, 1), 1),
+  ("1b", "v5p-64"): ((1, 32, 1), 2),
+  ("8b", "v5p-64"): ((1, 32, 1), 4),
+  **{(size, "v5p-256"): ((1, 128, 1), 1) for size in ("300m", "1b", "8b")},
+  **{(size, "v5e-256"): ((1, 256, 1), 1) for size in ("300m", "1b")},
+  ("8b", "v5e-256"): ((1, 256, 1), 2),
+  **{(size, "h100x8"): ((1, 8, 1), 4) for size in ("300m", "1b")},
+  ("8b", "h100x8"): ((1, 8, 1), 8),
+  **{(size, "h100x64"): ((1, 64, 1), 1) for size in ("300m", "1b", "8b")},
 }
+# VideoPoet's global batch (sequences of the longest length group per step).
+PAPER_BATCH = 1024
 
 
 def get_config(arg=None):
@@ -319,7 +321,11 @@ def get_config(arg=None):
       known = sorted({t for size, t in MESHES if size == arg.variant}) or "none"
       raise ValueError(f"no mesh for LM variant {arg.variant!r} on {arg.topology!r}; known: {known}")
     config.topology.chips, config.topology.hbm_bytes = TOPOLOGIES[arg.topology]
-    config.mesh.shape, config.train.batch_size = MESHES[(arg.variant, arg.topology)]
+    config.mesh.shape, config.train.microbatches = MESHES[(arg.variant, arg.topology)]
+    config.train.batch_size = PAPER_BATCH
+    config.model.attention = next(
+      a for kind, a in TOPOLOGY_ATTENTION.items() if arg.topology.startswith(kind)
+    )
 
   config.model.vocab_size = tasks.vocabulary(config).size
   return config

@@ -9,8 +9,8 @@ from videopoet_jax.training import lm
 
 from conftest import REPO, load_config
 
-# A table line of configs/lm.py: size, topology, mesh, batch, then the GiB columns.
-ROW = re.compile(r"^#\s+(300m|1b|8b)\s+(\S+)\s+(\(\d+, \d+, \d+\))\s+(\d+)\s+([\d.\s]+)$")
+# A table line of configs/lm.py: size, topology, mesh, batch, microbatches, attention, then the GiB columns.
+ROW = re.compile(r"^#\s+(300m|1b|8b)\s+(\S+)\s+(\(\d+, \d+, \d+\))\s+(\d+)\s+(\d+)\s+([a-z]+)\s+([\d.\s]+)$")
 COLUMNS = ("params", "moments", "grads", "ema", "activations", "total")
 # The table shows two decimals.
 TOLERANCE_GIB = 0.006
@@ -28,9 +28,10 @@ def test_the_config_table_lists_every_mesh_preset_with_the_computed_estimate():
   spec.loader.exec_module(module)
   rows = _table_rows()
   assert sorted((size, topology) for size, topology, *_ in rows) == sorted(module.MESHES)
-  for size, topology, mesh, batch, numbers in rows:
+  for size, topology, mesh, batch, microbatches, attention, numbers in rows:
     config = load_config("lm", f"{size},topology={topology}")
     assert str(tuple(config.mesh.shape)) == mesh and config.train.batch_size == int(batch)
+    assert config.train.microbatches == int(microbatches) and config.model.attention == attention
     values = [float(x) for x in numbers.split()]
     estimate = memory.estimate(config, config.topology.chips).gib()
     for column, value in zip(COLUMNS, values, strict=False):

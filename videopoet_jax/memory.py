@@ -13,15 +13,22 @@ and vocabulary / tensor; the residual stream is replicated over tensor): for eac
                     "none": every intermediate (below);
   one block's backward working set (the recomputed forward, when rematerialized) = every intermediate:
       6 x [T, W] (input, norms, attention out, residual, mlp out), 6 x [T, H D] (q, k, v, rope'd q/k, out),
-      4 x [T, M] (gate, up, silu, product), and the dense attention's [B, H, S, S] tensors at
-      ATTENTION_BYTES_PER_ELEMENT (scaled / masked float32 logits, softmax, weights, and their gradients);
+      4 x [T, M] (gate, up, silu, product), and the attention's own buffers (`attention_bytes`): dense,
+      [B, H, S, S] tensors at ATTENTION_BYTES_PER_ELEMENT (scaled / masked float32 logits, softmax,
+      weights, and their gradients); chunked, [B, H, S, chunk] of them; the fused kernels (cudnn, splash),
+      their two passes' outputs and softmax statistics, no S x S tensor;
   the loss: the final norm output [T, W], and one vocabulary chunk's logits, log-probabilities and their
   gradient (3 x [B, chunk, V] float32); the activation gradients 2 x [T, W] float32;
-and the largest group counts (T = rows x S tokens per chip). ATTENTION_BYTES_PER_ELEMENT is calibrated on
-XLA's own figure: bench/tpu_aot_memory.py compiled the 300m step on v5p-64 (libtpu, ahead of time) for the
-longest group (32 rows x 2633 per chip) at 88.2 GiB of temporaries, of which the attention is ~77 GiB,
-~23 bytes per [B, H, S, S] element; with 24 the estimate of that step is 90.7 GiB (2% above XLA), and at
-batch 512 (the v5p-64 preset) 45.9 GiB against XLA's 44.8 GiB.
+and the largest group counts (T = rows x S tokens per chip, rows those of one of `train.microbatches`;
+accumulating microbatches keeps a second float32 copy of the gradients). ATTENTION_BYTES_PER_ELEMENT is
+calibrated on XLA's own figure: bench/tpu_aot_memory.py compiled the 300m step with dense attention on
+v5p-64 (libtpu, ahead of time) for the longest group (32 rows x 2633 per chip) at 88.2 GiB of
+temporaries, of which the attention is ~77 GiB, ~23 bytes per [B, H, S, S] element; with 24 the estimate
+of that step is 90.7 GiB (2% above XLA), and at batch 512 45.9 GiB against XLA's 44.8 GiB. With splash
+attention at batch 1024 (longest group, 2,633 positions padded to 3,072): 300m on v5p-64 73.0 GiB per chip
+(estimate 74.2; XLA keeps the lane-broadcast statistics of all 24 blocks, which SPLASH_SAVED_UNITS is fitted
+on), 300m on v5p-256 3.4 GiB (estimate 18.3), 8b on v5p-256 23.5 GiB (estimate 44.5): there XLA does not keep
+them, so the estimate is an upper bound.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import ml_collections
 from jax.sharding import AbstractMesh, PartitionSpec
 
 from videopoet_jax import sharding
+from videopoet_jax.model import attention_kernels
 from videopoet_jax.tasks import mixture as mixture_lib
 from videopoet_jax.tasks import sequence
 
@@ -49,8 +57,19 @@ BLOCK_MLP_TENSORS = 4
 DOTS_WIDTH_TENSORS = 2
 DOTS_HEAD_TENSORS = 3
 DOTS_MLP_TENSORS = 2
-# Bytes per [B, H, S, S] attention element alive in one block's forward + backward (calibrated, above).
+# Bytes per [B, H, S, S] attention element alive in one block's forward + backward (calibrated, above); the
+# chunked pass holds [B, H, S, chunk] of them.
 ATTENTION_BYTES_PER_ELEMENT = 24
+# The fused kernels (cudnn, splash) hold no S x S tensor: their two passes' outputs and the selected one,
+# [T, H D] each, and the passes' float32 softmax statistics, [B, H, S] each for cuDNN (analytic, not
+# calibrated: no GPU compile here). Splash keeps its statistics broadcast over the TPU's 128 lanes,
+# [B, H, S, 128] float32 ("units"), and XLA keeps some of them for every block although the blocks are
+# rematerialized: SPLASH_SAVED_UNITS per block is fitted on the worst of three ahead-of-time compiles
+# (module docstring), so the estimate is an upper bound on the other two.
+FUSED_HEAD_TENSORS = 3
+CUDNN_STATISTICS = 4
+SPLASH_LANES = 128
+SPLASH_SAVED_UNITS = 2.2
 # float32 [B, chunk, V] tensors of one loss chunk: logits, log-probabilities, their gradient.
 LOSS_CHUNK_TENSORS = 3
 # float32 [T, W] activation gradients flowing back through the blocks.
@@ -119,11 +138,41 @@ def length_groups(config: ml_collections.ConfigDict, data_parallel: int) -> list
   ).groups
 
 
+def attention_bytes(model: ml_collections.ConfigDict, rows: int, heads: int, length: int) -> int:
+  """Per-chip bytes of one block's attention buffers beyond its projections (forward + backward), for
+  `rows` sequences of `length` and `heads` heads per chip, by `model.attention`."""
+  implementation = model.get("attention", "dense")
+  if implementation == "dense":
+    return rows * heads * length * length * ATTENTION_BYTES_PER_ELEMENT
+  chunk = model.get("attention_chunk", 512)
+  if implementation == "chunked":
+    return rows * heads * length * min(chunk, length) * ATTENTION_BYTES_PER_ELEMENT
+  compute = jnp.dtype(model.dtype).itemsize
+  if implementation == "splash":
+    length = splash_length(model, length)
+  outputs = FUSED_HEAD_TENSORS * rows * length * heads * model.head_dim * compute
+  if implementation == "cudnn":
+    return outputs + CUDNN_STATISTICS * rows * heads * length * FLOAT32_BYTES
+  return outputs
+
+
+def splash_length(model: ml_collections.ConfigDict, length: int) -> int:
+  """`length` padded to whole splash tiles (`attention_kernels.splash_tile`)."""
+  tile = attention_kernels.splash_tile(model.get("attention_chunk", 512), length)
+  return -(-length // tile) * tile
+
+
+def splash_unit_bytes(rows: int, heads: int, length: int) -> int:
+  """Bytes of one lane-broadcast splash statistic `[rows, heads, length, 128]` float32 (length padded)."""
+  return rows * heads * length * SPLASH_LANES * FLOAT32_BYTES
+
+
 def activation_bytes(config: ml_collections.ConfigDict, mesh: AbstractMesh) -> int:
   """Per-chip activation bytes of the largest length group (see the module docstring)."""
   model = config.model
   tensor = mesh.shape["tensor"]
   data_parallel = math.prod(mesh.shape[a] for a in sharding.BATCH_AXES)
+  microbatches = config.train.get("microbatches", 1)
   compute = jnp.dtype(model.dtype).itemsize
   heads = -(-model.heads // tensor)
   head_features, mlp, vocab = (
@@ -133,15 +182,18 @@ def activation_bytes(config: ml_collections.ConfigDict, mesh: AbstractMesh) -> i
   )
   largest = 0
   for group in length_groups(config, data_parallel):
-    rows, length = group.batch_size // data_parallel, group.length
+    rows, length = group.batch_size // data_parallel // microbatches, group.length
     tokens = rows * length
     width = tokens * model.width
-    attention = rows * heads * length * length * ATTENTION_BYTES_PER_ELEMENT
+    attention = attention_bytes(model, rows, heads, length)
     block_all = (
       BLOCK_WIDTH_TENSORS * width
       + BLOCK_HEAD_TENSORS * tokens * head_features
       + BLOCK_MLP_TENSORS * tokens * mlp
     ) * compute + attention
+    kept = 0  # what a block keeps for the backward beyond its remat policy
+    if model.get("attention", "dense") == "splash":
+      kept = int(SPLASH_SAVED_UNITS * splash_unit_bytes(rows, heads, splash_length(model, length)))
     saved = {
       "none": block_all,
       "full": width * compute,
@@ -156,7 +208,7 @@ def activation_bytes(config: ml_collections.ConfigDict, mesh: AbstractMesh) -> i
     chunk = min(model.logits_chunk, length)
     loss = width * compute + LOSS_CHUNK_TENSORS * rows * chunk * vocab * FLOAT32_BYTES
     gradients = GRADIENT_WIDTH_TENSORS * width * FLOAT32_BYTES
-    largest = max(largest, model.depth * saved + working + loss + gradients)
+    largest = max(largest, model.depth * (saved + kept) + working + loss + gradients)
   return largest
 
 
@@ -167,7 +219,8 @@ def estimate(config: ml_collections.ConfigDict, chips: int) -> Estimate:
   return Estimate(
     params=state["params"],
     moments=state["moments"],
-    grads=state["params"],
+    # Accumulating microbatches: the running sum beside each microbatch's gradient.
+    grads=state["params"] * (2 if config.train.get("microbatches", 1) > 1 else 1),
     ema=state["ema"],
     activations=activation_bytes(config, mesh),
   )

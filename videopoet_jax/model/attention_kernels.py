@@ -37,6 +37,14 @@ SPLASH_TILE_MULTIPLE = 128
 QKV_AXES = ("activation_batch", "activation_length", "heads", None)
 
 
+def _platform() -> str:
+  """Where the step runs: the platform of the mesh in context (an ahead-of-time compile for a TPU topology
+  on a CPU host compiles the TPU kernels), else the default backend."""
+  mesh = jax.sharding.get_abstract_mesh()
+  device = None if mesh.empty else getattr(mesh, "abstract_device", None)
+  return device.platform if device is not None else jax.default_backend()
+
+
 def _in_prefix(prefix_length: jax.Array, length: int) -> jax.Array:
   """`[B, S, 1, 1]` bool: the query at each position is in its example's prefix."""
   return (jnp.arange(length)[None, :] < prefix_length[:, None])[:, :, None, None]
@@ -47,7 +55,7 @@ def dot_product_prefix_attention(
 ) -> jax.Array:
   """Prefix-LM attention `[B, S, H, D]` from q, k, v `[B, S, H, D]` and `prefix_length [B]` with
   `jax.nn.dot_product_attention` (cuDNN on GPU, XLA elsewhere)."""
-  implementation = "cudnn" if jax.default_backend() == "gpu" else "xla"
+  implementation = "cudnn" if _platform() == "gpu" else "xla"
   attend = functools.partial(jax.nn.dot_product_attention, implementation=implementation)
   causal = attend(q, k, v, is_causal=True)
   # At least one key: a row without a prefix takes the causal pass anyway, and an empty softmax is NaN.
@@ -55,9 +63,9 @@ def dot_product_prefix_attention(
   return jnp.where(_in_prefix(prefix_length, q.shape[1]), prefix, causal)
 
 
-@functools.cache
 def _splash_kernels(heads: int, length: int, block: int, interpret: bool):
-  """The (causal, full) splash kernels for `heads` x `length` x `length` masks, blocks of `block`."""
+  """The (causal, full) splash kernels for `heads` x `length` x `length` masks, blocks of `block`. Made in
+  the trace that uses them (their block tables are arrays: constants of that trace, so never cached)."""
   sizes = splash.BlockSizes(
     block_q=block,
     block_kv=block,
@@ -75,10 +83,13 @@ def _splash_kernels(heads: int, length: int, block: int, interpret: bool):
     q_seq_shards=1,
     interpret=interpret,
   )
-  # The kernels hold their masks' block tables as arrays: made concrete here, never tracers of the first trace
-  # (this cache outlives it).
-  with jax.ensure_compile_time_eval():
-    return make(splash_mask.CausalMask), make(splash_mask.FullMask)
+  return make(splash_mask.CausalMask), make(splash_mask.FullMask)
+
+
+def splash_tile(block: int, length: int) -> int:
+  """The tile a sequence of `length` runs with: `block`, or fewer lanes' multiples for a shorter sequence
+  (an 85-token text_to_image row pads to 128, not to 512)."""
+  return min(block, -(-length // SPLASH_TILE_MULTIPLE) * SPLASH_TILE_MULTIPLE)
 
 
 def check_splash_tile(block: int) -> None:
@@ -92,10 +103,11 @@ def check_splash_tile(block: int) -> None:
 def _splash_shard(q, k, v, prefix_length, block: int):
   """`splash_prefix_attention` on one shard (the kernels see every position of their rows and heads)."""
   b, s, h, d = q.shape
+  block = splash_tile(block, s)
   pad = -s % block
   heads_major = lambda x: jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))).transpose(0, 2, 1, 3)  # noqa: E731
   q, k, v = heads_major(q / np.sqrt(d).astype(q.dtype)), heads_major(k), heads_major(v)
-  causal_kernel, full_kernel = _splash_kernels(h, s + pad, block, jax.default_backend() != "tpu")
+  causal_kernel, full_kernel = _splash_kernels(h, s + pad, block, _platform() != "tpu")
   causal = jax.vmap(causal_kernel)(q, k, v)
   keys = (jnp.arange(s + pad)[None, :] >= prefix_length[:, None]).astype(jnp.int32)
   segments = splash.SegmentIds(q=jnp.zeros_like(keys), kv=keys)
