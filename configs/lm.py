@@ -18,8 +18,9 @@ Variants:
             counts name the transformer body; the 300k-entry embedding and output matrices add
             2 x 300k x width on top.
 
-Hardware: `topology=<name>` sets the mesh (and, where the per-chip memory needs it, the global batch) of a
-size for a TPU slice or GPU cluster, e.g. `--config=configs/lm.py:8b,topology=v5p-256` (README "Scale-out").
+Hardware: `topology=<name>` sets the mesh, the fused attention kernel and (where the per-chip memory needs
+them) the microbatches of a size for a TPU slice or GPU cluster, at VideoPoet's global batch of 1024, e.g.
+`--config=configs/lm.py:8b,topology=v5p-256` (README "Scale-out").
 
 The vocabulary size is derived from the `vocab` section and the task registry; the trainer checks the
 `vocab` and `layout` sections against the token shards' manifest.
