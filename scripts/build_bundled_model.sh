@@ -2,9 +2,10 @@
 # Reproduces the bundled default model from scratch on a CPU machine, stage by stage:
 #   1. the world's video tokenizer (configs/video_tokenizer.py:world, from scratch on shapes_world)
 #   2. the world's audio tokenizer (the general one fine-tuned on shapes_world)  3. shapes_world
-#   (compositional, 20,000 training clips) and its token shards  4. the LM (every task, one run)
-#   5. sampling settings chosen on validation seeds  6. the bundle: videopoet_jax/assets/lm/ (the LM with
-#   the tokenizers it was trained with inside it, and its sampling.json).
+#   (compositional, 20,000 training clips) and its token shards  4. the LM (every task; then a second
+#   phase weighted to the prompted video tasks)  5. sampling settings chosen on validation seeds  6. the
+#   bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers it was trained with inside it, and its
+#   sampling.json).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv.
 #
@@ -52,7 +53,10 @@ timed encode python tokenizers/encode.py \
   --video_tokenizer=runs/vt_world --audio_tokenizer=runs/at_shapes --batch_size=32 --out=$tokens
 timed lm python train.py --config=configs/lm.py:demo --workdir=runs/lm_demo --config.train.steps="$lm_steps" \
   --config.data.tokens_dir=$tokens
-timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo
+# Phase 2 continues it on the prompted video tasks (a warm restart at a lower rate).
+timed lm_phase2 python train.py --config=configs/lm.py:demo,phase=2 --workdir=runs/lm_demo2 \
+  --config.train.init_from=runs/lm_demo --config.data.tokens_dir=$tokens
+timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo2
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
-bundle lm runs/lm_demo '"bfloat16"'
+bundle lm runs/lm_demo2 '"bfloat16"'
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"
