@@ -112,12 +112,9 @@ def get_config(arg=None):
     checkpoint_every=1000,
     keep_checkpoints=3,
     init_from="",
+    trainable="all",
     max_nonfinite_steps=10,
   )
-
-  # What trains: "all", or "decoder" (the encoder and codebooks stay `init_from`'s: every clip keeps its ids,
-  # so an LM trained on them stays valid; videopoet_jax/training/audio_tokenizer.py TRAINABLE).
-  config.train.trainable = "all"
 
   # The tokenizers are data parallel: every device on the data axis.
   config.mesh = data_parallel_mesh()

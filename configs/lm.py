@@ -12,7 +12,9 @@ Variants:
             world's own tokenizers (configs/video_tokenizer.py:world, 5x8x8 ids of 14 bits;
             configs/audio_tokenizer.py:shapes, 4 x 106 ids of 10 bits), every task. `demo,phase=2`
             continues a model (`--config.train.init_from=` its workdir) on the tasks learned slowest: the
-            prompted video tasks get most of the steps.
+            prompted video tasks get most of the steps; `demo,phase=3` continues that on
+            compositional_turns (tokens/world_turns_20k: clips that turn after their first second), so
+            that extension follows a new prompt.
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
@@ -253,7 +255,7 @@ def get_config(arg=None):
     # One loss chunk per sequence: a chunk shorter than the sequence pads it up to a multiple (340 -> 512
     # positions of 21k-wide logits); one chunk is 1.45x faster a step here.
     config.model.logits_chunk = 1024
-    if arg.phase == 2:
+    if arg.phase in (2, 3):
       # Warm-started from phase 1 (no image-first phase again, a lower rate): the prompted video tasks, whose
       # motion is learned slowest, get most of the steps; every task keeps some weight, so none is forgotten.
       config.mixture.weights.update(
@@ -270,6 +272,17 @@ def get_config(arg=None):
       config.train.steps = 1800
       config.train.warmup_steps = 50
       config.train.learning_rate = 7e-4
+    if arg.phase == 3:
+      # Warm-started from phase 2 on shapes_world's compositional_turns (the same world, a quarter of the
+      # clips turning after their first second, captioned "... moves left, then up ..."; a continuation is
+      # prompted by the caption of what follows, `next_text`): continuation weighted up, so that extending
+      # a clip follows a new prompt (stories); the other tasks as in phase 2.
+      config.data.tokens_dir = "tokens/world_turns_20k"
+      config.mixture.weights.continuation = 3.0
+      config.train.steps = 1200
+      config.train.learning_rate = 5e-4
+    if arg.phase not in (1, 2, 3):
+      raise ValueError(f"phase={arg.phase}: the demo variant has phases 1, 2 and 3")
   elif arg.phase != 1:
     raise ValueError(f"phase={arg.phase} is only for the demo variant")
   if arg.variant == "tiny":

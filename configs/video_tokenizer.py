@@ -121,6 +121,7 @@ def get_config(arg=None):
     checkpoint_every=1000,
     keep_checkpoints=3,
     init_from="",
+    trainable="all",
     max_nonfinite_steps=10,
   )
 

@@ -3,9 +3,10 @@
 #   1. the world's video tokenizer (configs/video_tokenizer.py:world, from scratch on shapes_world)
 #   2. the world's audio tokenizer (the general one fine-tuned on shapes_world)  3. shapes_world
 #   (compositional, 20,000 training clips) and its token shards  4. the LM (every task; then a second
-#   phase weighted to the prompted video tasks)  5. sampling settings chosen on validation seeds  6. the
-#   bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers it was trained with inside it, and its
-#   sampling.json).
+#   phase weighted to the prompted video tasks)  5. sampling settings chosen on validation seeds  6. a
+#   third LM phase on compositional_turns (20,000 clips, a quarter turning after their first second:
+#   extension follows a new prompt)  7. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers
+#   it was trained with inside it, and its sampling.json).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv.
 #
@@ -57,6 +58,15 @@ timed lm python train.py --config=configs/lm.py:demo --workdir=runs/lm_demo --co
 timed lm_phase2 python train.py --config=configs/lm.py:demo,phase=2 --workdir=runs/lm_demo2 \
   --config.train.init_from=runs/lm_demo --config.data.tokens_dir=$tokens
 timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo2
+# Phase 3: the same world with turning clips, tokenized by the same tokenizers and text model (the LM's
+# text ids stay valid); the sampling settings chosen above are kept.
+timed encode_turns python tokenizers/encode.py \
+  --dataset=shapes_world/compositional_turns:num_train=20000,num_validation=200,num_test=200 \
+  --video_tokenizer=runs/vt_world --audio_tokenizer=runs/at_shapes --text_model=$tokens/text.model \
+  --batch_size=32 --out=tokens/world_turns_20k
+timed lm_phase3 python train.py --config=configs/lm.py:demo,phase=3 --workdir=runs/lm_demo3 \
+  --config.train.init_from=runs/lm_demo2 --config.data.tokens_dir=tokens/world_turns_20k
+cp runs/lm_demo2/export/sampling.json runs/lm_demo3/export/
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
-bundle lm runs/lm_demo2 '"bfloat16"'
+bundle lm runs/lm_demo3 '"bfloat16"'
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"

@@ -70,7 +70,8 @@ def small_model_config(vocab_size=50, tied=False):
 
 def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
   """Synthetic token shards (train, validation) in the tiny LM config's format, as encode.py writes them:
-  random video / audio / text / conditioning ids, and a manifest with the inpaint/outpaint token masks."""
+  random video / audio / text (caption and next_text) / conditioning ids, and a manifest with the
+  inpaint/outpaint token masks."""
   import numpy as np
 
   from videopoet_jax.data import token_shards
@@ -94,6 +95,10 @@ def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
         "outpaint_video": video_ids(),
         "structure_video": video_ids(),
         "reversed_video": video_ids(),
+        # The caption of what follows the first second (a continuation's prompt).
+        "next_text": rng.integers(
+          2, config.vocab.text_size, rng.integers(1, config.layout.text_budget + 2)
+        ).astype(np.int32),
       }
       for i in range(count)
     ]
@@ -107,6 +112,7 @@ def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
         "video",
         "audio",
         "text",
+        "next_text",
         "inpaint_video",
         "outpaint_video",
         "structure_video",

@@ -207,3 +207,37 @@ def test_unknown_config_and_bad_combination():
     dataset.make_builder("three_objects")
   with pytest.raises(ValueError, match="bad attribute combination"):
     world.parse_combination("color=purple")
+
+
+def _centroid(mask):
+  y, x = np.nonzero(mask)
+  return np.array([x.mean(), y.mean()])
+
+
+def test_turning_clips_follow_their_next_caption_from_the_turn_frame(tmp_path):
+  builder = _build(tmp_path, "compositional_turns", num_train=40, num_validation=1, num_test=1)
+  turned = 0
+  for example in _examples(builder, "train"):
+    names, background = _names(builder, example)
+    plain = world.render(int(example["seed"]), withheld=dataset.COMPOSITIONAL_WITHHELD)
+    caption, next_caption = example["caption"].decode(), example["next_caption"].decode()
+    # The first second is the clip without turns, whatever follows.
+    np.testing.assert_array_equal(example["video"][: world.TURN_FRAME], plain["video"][: world.TURN_FRAME])
+    if caption == plain["caption"]:
+      assert next_caption == caption
+      np.testing.assert_array_equal(example["video"], plain["video"])
+      continue
+    turned += 1
+    o = names[0]
+    then = next_caption.split(" moves ")[1].split(" on a ")[0]
+    obj = f"a {o['size']} {o['color']} {o['shape']}"
+    first = "stays still, then moves" if o["direction"] == "still" else f"moves {o['direction']}, then"
+    assert caption == f"{obj} {first} {then} on a {background} background"
+    assert next_caption == f"{obj} moves {then} on a {background} background"
+    assert then != o["direction"]
+    # From the frame before the turn, TURN_ROOM_FRAMES frames go the new way at the world's speed.
+    start = world.TURN_FRAME - 1
+    moved = _centroid(example["mask"][start + world.TURN_ROOM_FRAMES]) - _centroid(example["mask"][start])
+    along = np.dot(moved, world.DIRECTIONS[then])
+    assert along >= world.SPEED_RANGE[0] * world.TURN_ROOM_FRAMES * 0.9, (caption, moved)
+  assert 4 <= turned <= 20  # about a quarter of 40

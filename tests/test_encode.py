@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from videopoet_jax.data import conditioning, shapes_world_dataset, stream_encoding, token_shards
+from videopoet_jax.data import shapes_world as world
 from videopoet_jax.tokenizers import pretrained, text
 from videopoet_jax.tokenizers.audio import AudioTokenizer
 from videopoet_jax.tokenizers.video import VideoTokenizer
@@ -120,6 +121,8 @@ def test_records_hold_every_stream(setup, uninterrupted):
     np.testing.assert_array_equal(record["inpaint_video"], record["video"])
     np.testing.assert_array_equal(record["outpaint_video"], record["video"])
     assert sp.decode(record["text"]) == record["caption"]
+    # No turns in the default config: a continuation's prompt is the caption.
+    np.testing.assert_array_equal(record["next_text"], record["text"])
     masked = np.asarray(manifest["token_masks"]["inpaint_video"], bool)
     assert masked.shape == (8, 8) and masked[2:6, 2:6].all() and masked.sum() == 16
 
@@ -210,6 +213,26 @@ def test_precomputed_text_embeddings_replace_text_ids(setup):
   for i, record in enumerate(records):
     assert "text" not in record and record["index"] == 4 + i
     np.testing.assert_array_equal(record["text_embedding"], embeddings[4 + i])
+
+
+def test_next_text_is_the_caption_of_what_follows_a_turn(setup, uninterrupted):
+  root, builder = setup
+  sp = text.TextTokenizer(str(uninterrupted / token_shards.TEXT_MODEL))
+  clips = [world.render(seed, turn_fraction=1.0) for seed in range(6)]
+  clips = [c for c in clips if c["then"] is not None][:2]
+  assert len(clips) == 2
+  # What the text streams read of an example (as TFDS gives text: bytes).
+  examples = [
+    {"caption": c["caption"].encode(), "next_caption": c["next_caption"].encode(), "seed": i}
+    for i, c in enumerate(clips)
+  ]
+  records = stream_encoding.shard_records(
+    None, examples, 0, ["text", "next_text"], builder.info.features, sp, None
+  )
+  for record, clip in zip(records, clips, strict=True):
+    assert clip["next_caption"] != clip["caption"] and record["caption"] == clip["caption"]
+    np.testing.assert_array_equal(record["text"], sp.encode(clip["caption"]))
+    np.testing.assert_array_equal(record["next_text"], sp.encode(clip["next_caption"]))
 
 
 def test_two_processes_write_the_shards_of_one(setup, uninterrupted):

@@ -22,6 +22,7 @@ def _record(seed=0, text_length=3):
     "video": video(),
     "audio": rng.integers(0, VOCAB.audio_codebook_size, (LAYOUT.audio_levels, LAYOUT.audio_frames)),
     "text": rng.integers(0, VOCAB.text_size, text_length),
+    "next_text": rng.integers(0, VOCAB.text_size, text_length),
     "inpaint_video": video(),
     "outpaint_video": video(),
     "structure_video": video(),
@@ -40,7 +41,11 @@ def _expected_parts(name, record):
     "text_to_video": {"text": text, "video": video},
     "text_to_image": {"text": text, "video[first]": video[:1]},
     "image_to_video": {"text": text, "video[first]": video[:1], "video[after_first]": video[1:]},
-    "continuation": {"text": text, "video[context]": video[:c], "video[after_context]": video[c:]},
+    "continuation": {
+      "next_text": record["next_text"],
+      "video[context]": video[:c],
+      "video[after_context]": video[c:],
+    },
     "inpaint": {"text": text, "inpaint_video": masked(record["inpaint_video"], INPAINT_MASK), "video": video},
     "outpaint": {
       "text": text,
@@ -73,8 +78,8 @@ def test_every_task_round_trips_to_its_parts(name):
   assert parts.keys() == expected.keys()
   for key, ids in expected.items():
     np.testing.assert_array_equal(parts[key], ids, err_msg=key)
-  assert len(seq.tokens) == sequence.max_length(task, LAYOUT) - (LAYOUT.text_budget - 3) * (
-    "text" in task.streams
+  assert len(seq.tokens) == sequence.max_length(task, LAYOUT) - (LAYOUT.text_budget - 3) * any(
+    p.modality == "text" for p in task.inputs
   )
 
 
@@ -210,3 +215,16 @@ def test_mixture_rejects_bad_weights():
     _mixture(weights={name: 0.0 for name in registry.TASK_NAMES})
   with pytest.raises(KeyError, match="unknown task"):
     _mixture(weights={"text_to_smell": 1.0})
+
+
+def test_continuation_reads_the_next_caption_or_the_caption_embedding():
+  task = registry.get("continuation")
+  record = _record(5)
+  parts = sequence.parse(task, sequence.build(task, record, VOCAB, LAYOUT).tokens, VOCAB, LAYOUT)
+  np.testing.assert_array_equal(parts["next_text"], record["next_text"])
+  assert not np.array_equal(record["next_text"], record["text"])
+  # A precomputed embedding of the caption stands for every text stream.
+  embedded = {k: v for k, v in record.items() if k not in ("text", "next_text")}
+  embedded["text_embedding"] = np.zeros((2, 5), np.float32)
+  seq = sequence.build(task, embedded, VOCAB, LAYOUT)
+  assert list(seq.text_slots[seq.text_slots >= 0]) == [0, 1]

@@ -4,6 +4,7 @@ import os
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from videopoet_jax.data import tokenizer_clips
 from videopoet_jax.tokenizers import pretrained
@@ -140,3 +141,25 @@ def test_a_nonfinite_step_changes_nothing_and_a_run_of_them_stops_training(tiny_
   batches = lambda start: (bad if 5 <= step <= 7 else good for step in range(start + 1, 13))
   with pytest.raises(loop.TrainingDivergedError, match=r"3 steps in a row .*\(up to step 7\)"):
     loop.fit(trainer, str(tmp_path), batches)
+
+
+def test_a_decoder_only_run_keeps_every_id(tiny_video_config, tmp_path):
+  """train.trainable="decoder": the encoder (and so the ids of any clip, what an LM was trained on) stays
+  the source's, bit for bit, in the weights and in their EMA; the decoder trains."""
+  config = tiny_video_config
+  source = trainer_lib.build_tokenizer(config, seed=3)
+  pretrained.export(str(tmp_path / "source"), nnx.state(source, nnx.Param), config)
+  config.train.init_from, config.train.trainable = str(tmp_path / "source"), "decoder"
+  trainer = trainer_lib.Trainer(config)
+  state, batch = trainer.init(), trainer.put_batch(_one_clip_batch(config))
+  for _ in range(3):
+    state, _ = trainer.step_fn(state, batch)
+  tuned = nnx.merge(trainer.graphdef, jax.device_get(trainer.export_params(state)))
+  np.testing.assert_array_equal(np.asarray(source.encode(batch)), np.asarray(tuned.encode(batch)))
+  for a, b in zip(*(jax.tree.leaves(nnx.state(m.encoder)) for m in (source, tuned)), strict=True):
+    np.testing.assert_array_equal(a, b)
+  decoders = (jax.tree.leaves(nnx.state(m.decoder)) for m in (source, tuned))
+  assert any(not np.array_equal(a, b) for a, b in zip(*decoders, strict=True))
+  config.train.init_from = ""
+  with pytest.raises(ValueError, match="needs train.init_from"):
+    trainer_lib.Trainer(config).init()

@@ -5,7 +5,8 @@
 Streams per example (see videopoet_jax/data/token_shards.py): `video` ids, `audio` ids (with
 --audio_tokenizer), `text` sentencepiece ids (the model is trained on the train split's captions unless
 --text_model is given) or `text_embedding` (--text_embeddings=DIR holding `<split>.npy` `[N, L, D]`),
-and the conditioning streams `inpaint_video`, `outpaint_video`, `structure_video`.
+`next_text` (the caption of what follows the first second: a continuation's prompt), and the conditioning
+streams `inpaint_video`, `outpaint_video`, `structure_video`, `reversed_video`.
 
 Batches are split over the mesh's data axis (this process's devices). Shards are written to a temporary
 name and renamed when complete: kill the program at any time and run the same command again; finished
@@ -207,7 +208,13 @@ def main(argv):
     latent = video_tokenizer.geometry.latent_shape(*first.shape[:3])
   except cli_errors.BAD_INPUT as e:
     cli_errors.exit_with(e)
-  streams = [s for s in FLAGS.streams if s != "audio" or audio is not None]
+  # Without an audio tokenizer there are no audio ids; precomputed text embeddings (of the caption) stand
+  # for next_text as well.
+  streams = [
+    s
+    for s in FLAGS.streams
+    if (s != "audio" or audio is not None) and (s != "next_text" or not FLAGS.text_embeddings)
+  ]
   os.makedirs(FLAGS.out, exist_ok=True)
   height, width = first.shape[1:3]
   factor = video_tokenizer.geometry.spatial_factor

@@ -60,11 +60,13 @@ def tokenizer_train_section(**values: Any) -> ml_collections.ConfigDict:
   disc_lr_scale (discriminator learning rate / generator's), grad_clip (global norm), ema_decay (of the
   exported weights), log_every, checkpoint_every (steps), keep_checkpoints (newest N kept), init_from (an
   export or workdir of the same architecture whose weights a fresh run starts from; "" = random init),
+  trainable ("all", or "decoder": the encoder and any codebooks stay `init_from`'s, so every input keeps its
+  ids and an LM trained on them stays valid; `videopoet_jax.training.optimizers.TRAINABLE`),
   max_nonfinite_steps (skipped NaN/inf steps in a row that stop the run).
   """
   keys = (
     "steps batch_size learning_rate warmup_steps b1 b2 disc_lr_scale grad_clip ema_decay log_every "
-    "checkpoint_every keep_checkpoints init_from max_nonfinite_steps"
+    "checkpoint_every keep_checkpoints init_from trainable max_nonfinite_steps"
   ).split()
   if set(values) != set(keys):
     raise ValueError(

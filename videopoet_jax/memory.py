@@ -144,7 +144,7 @@ def attention_bytes(model: ml_collections.ConfigDict, rows: int, heads: int, len
   implementation = model.get("attention", "dense")
   if implementation == "dense":
     return rows * heads * length * length * ATTENTION_BYTES_PER_ELEMENT
-  chunk = model.get("attention_chunk", 512)
+  chunk = attention_kernels.attention_chunk(model)
   if implementation == "chunked":
     return rows * heads * length * min(chunk, length) * ATTENTION_BYTES_PER_ELEMENT
   compute = jnp.dtype(model.dtype).itemsize
@@ -158,7 +158,7 @@ def attention_bytes(model: ml_collections.ConfigDict, rows: int, heads: int, len
 
 def splash_length(model: ml_collections.ConfigDict, length: int) -> int:
   """`length` padded to whole splash tiles (`attention_kernels.splash_tile`)."""
-  tile = attention_kernels.splash_tile(model.get("attention_chunk", 512), length)
+  tile = attention_kernels.splash_tile(attention_kernels.attention_chunk(model), length)
   return -(-length // tile) * tile
 
 

@@ -89,11 +89,19 @@ def logical_spec(names: tuple[str | None, ...], rules) -> PartitionSpec:
   return PartitionSpec(*(table[n] if n is not None else None for n in names))
 
 
-def logical_constraint(x: jax.Array, names: tuple[str, ...]) -> jax.Array:
-  """`with_sharding_constraint` by logical names, when a mesh (jax.set_mesh) and logical axis rules
-  (nnx.logical_axis_rules) are in context; `x` unchanged otherwise (single-device use, sampling)."""
+def context_rules():
+  """The logical axis rules (nnx.logical_axis_rules) in context when a mesh (jax.set_mesh) is too; None
+  otherwise (single-device use, sampling)."""
   rules = flax_spmd.get_logical_axis_rules()
   if not rules or jax.sharding.get_abstract_mesh().empty:
+    return None
+  return rules
+
+
+def logical_constraint(x: jax.Array, names: tuple[str, ...]) -> jax.Array:
+  """`with_sharding_constraint` by logical names under `context_rules`; `x` unchanged without them."""
+  rules = context_rules()
+  if rules is None:
     return x
   return jax.lax.with_sharding_constraint(x, logical_spec(names, rules))
 

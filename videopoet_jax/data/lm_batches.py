@@ -43,7 +43,9 @@ def check_manifest(config: ml_collections.ConfigDict, manifest: dict | None, tok
   text_size = (manifest.get("text") or {}).get("vocab_size", 0)
   if text_size > config.vocab.text_size:
     problems.append(f"the text model has {text_size} pieces, config.vocab.text_size {config.vocab.text_size}")
-  streams = set(manifest["streams"]) | ({"text"} if "text_embedding" in manifest["streams"] else set())
+  # A precomputed caption embedding stands for every text stream (tasks/sequence.py).
+  embedded = {"text", "next_text"} if "text_embedding" in manifest["streams"] else set()
+  streams = set(manifest["streams"]) | embedded
   for name, weight in config.mixture.weights.items():
     missing = set(registry.get(name).streams) - streams
     if weight > 0 and missing:

@@ -1,8 +1,9 @@
 """The procedural audio-visual world: one (or two) coloured shapes moving on a flat background, humming.
 
 Every clip is a pure function of its seed (and of the world's options: number of objects, withheld
-attribute combinations). The palette, sizes, pitches and caption grammar below are part of the evaluation
-contract: change them and the per-task scores stop meaning anything.
+attribute combinations, the share of clips whose objects turn after the first second). The palette, sizes,
+pitches and caption grammar below are part of the evaluation contract: change them and the per-task scores
+stop meaning anything.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "
 SPEED_RANGE = (2, 3)  # pixels per frame
 # Frames that must move in the captioned direction before the first bounce.
 FRAMES_BEFORE_BOUNCE = 8
+MOVES = tuple(d for d in DIRECTIONS if d != "still")
+# A turning clip's objects take a new direction at the first frame after the first second (no bounce comes
+# before it), with room for TURN_ROOM_FRAMES frames in it. A continuation conditioned on the first second
+# then sees the footage follow a new prompt (the caption of what follows, `next_caption`).
+TURN_FRAME = 1 + FPS
+TURN_ROOM_FRAMES = 4
+# Whether a clip turns, and where, is drawn from its own stream of the seed: a clip that does not turn is
+# the same clip it is without turns.
+TURN_STREAM = 1
 HUM_AMPLITUDE = 0.3
 FADE_SECONDS = 0.010
 CLICK_AMPLITUDE = 0.5
@@ -65,12 +75,19 @@ class Attributes:
   color: str
   direction: str
   background: str
+  # The direction taken at TURN_FRAME (one of MOVES), None for an object that does not turn.
+  then: str | None = None
 
   def caption(self) -> str:
     obj = f"a {self.size} {self.color} {self.shape}"
-    if self.direction == "still":
-      return f"{obj} stays still on a {self.background} background"
-    return f"{obj} moves {self.direction} on a {self.background} background"
+    motion = f"moves {self.direction}" if self.direction != "still" else "stays still"
+    if self.then is not None:
+      motion += f", then {'' if self.direction != 'still' else 'moves '}{self.then}"
+    return f"{obj} {motion} on a {self.background} background"
+
+  def after_turn(self) -> Attributes:
+    """The attributes of the footage from TURN_FRAME on (the same without a turn)."""
+    return dataclasses.replace(self, direction=self.then or self.direction, then=None)
 
 
 def caption(objects: list[Attributes]) -> str:
@@ -156,13 +173,34 @@ def _start_and_velocity(rng, attrs: Attributes) -> tuple[np.ndarray, np.ndarray]
   return start, v
 
 
-def simulate(rng, attrs: Attributes) -> tuple[np.ndarray, np.ndarray, list[int]]:
-  """Object centres `[FRAMES, 2]`, per-frame velocities `[FRAMES, 2]` and the frames where it bounced."""
+def _turn(turn_rng, attrs: Attributes, p, v, lo, hi) -> tuple[str | None, np.ndarray]:
+  """`(new direction, new velocity)` at TURN_FRAME for an object at `p` moving at `v` in box [lo, hi]: a
+  direction of MOVES other than its own with TURN_ROOM_FRAMES frames of room ahead, at its speed (a still
+  object gets a random one); `(None, v)` when no direction has the room."""
+  speed = float(np.abs(v).max()) or float(turn_rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1))
+  room = {
+    d: min((hi - p if s > 0 else p - lo)[axis] for axis, s in enumerate(DIRECTIONS[d]) if s)
+    for d in MOVES
+    if d != attrs.direction
+  }
+  options = [d for d, free in room.items() if free >= TURN_ROOM_FRAMES * speed]
+  if not options:
+    return None, v
+  then = options[int(turn_rng.integers(len(options)))]
+  return then, np.array(DIRECTIONS[then], np.float32) * speed
+
+
+def simulate(rng, attrs: Attributes, turn_rng=None) -> tuple[np.ndarray, np.ndarray, list[int], str | None]:
+  """Object centres `[FRAMES, 2]`, per-frame velocities `[FRAMES, 2]`, the frames where it bounced, and the
+  direction it turned to at TURN_FRAME (None: no turn; only with `turn_rng`, see `_turn`)."""
   hw, hh = half_extent(attrs.shape, attrs.size)
   lo, hi = np.array([hw, hh]), SIZE - np.array([hw, hh])
   p, v = _start_and_velocity(rng, attrs)
+  then = None
   centres, velocities, bounces = [p.copy()], [np.zeros(2, np.float32)], []
   for frame in range(1, FRAMES):
+    if frame == TURN_FRAME and turn_rng is not None:
+      then, v = _turn(turn_rng, attrs, p, v, lo, hi)
     p = p + v
     bounced = False
     for axis in range(2):
@@ -174,7 +212,7 @@ def simulate(rng, attrs: Attributes) -> tuple[np.ndarray, np.ndarray, list[int]]
       bounces.append(frame)
     velocities.append(p - centres[-1])
     centres.append(p.copy())
-  return np.stack(centres), np.stack(velocities).astype(np.float32), bounces
+  return np.stack(centres), np.stack(velocities).astype(np.float32), bounces, then
 
 
 def click_start(frame: int) -> int:
@@ -205,6 +243,7 @@ def render(
   num_objects: int = 1,
   withheld: tuple[str, ...] = (),
   only_withheld: bool = False,
+  turn_fraction: float = 0.0,
 ) -> dict[str, np.ndarray | str | list]:
   """Renders clip `seed`.
 
@@ -214,12 +253,16 @@ def render(
     num_objects: 1 or 2 objects; all share the first object's background, later objects are drawn on top.
     withheld: attribute combinations ("color=red,shape=triangle") no object may have ...
     only_withheld: ... or, when True, that every object must have one of.
+    turn_fraction: the share of seeds whose objects turn at TURN_FRAME (drawn from the seed's TURN_STREAM;
+      the other clips are exactly the clips rendered without turns).
 
   Returns:
     A dict with `video` `[17, 64, 64, 3]` uint8, `mask` `[17, 64, 64]` bool (any object), `labels`
     `[17, 64, 64]` uint8 (0 background, k = object k on top there), `flow` `[17, 64, 64, 2]` float32 (pixels
     the visible object moved since the previous frame, (dx, dy), on object pixels), `audio` `[34000]` float32
-    in [-1, 1], `caption`, the first object's attribute strings, `objects` (a list of attribute dicts), and
+    in [-1, 1], `caption` (of the whole clip: "... moves left, then up ..." where an object turns),
+    `next_caption` (of the footage from TURN_FRAME on; the caption where nothing turns), the first object's
+    attribute strings (`then`: its new direction or None), `objects` (a list of attribute dicts), and
     `bounce_frames` (sorted frames where any object bounced).
   """
   if not 1 <= num_objects <= MAX_OBJECTS:
@@ -234,9 +277,12 @@ def render(
   video = np.broadcast_to(background, (FRAMES, SIZE, SIZE, 3)).copy()
   labels = np.zeros((FRAMES, SIZE, SIZE), np.uint8)
   flow = np.zeros((FRAMES, SIZE, SIZE, 2), np.float32)
+  turn_rng = np.random.default_rng([seed, TURN_STREAM])
+  turn_rng = turn_rng if turn_fraction > 0 and turn_rng.random() < turn_fraction else None
   bounces = set()
   for k, attrs_k in enumerate(objects, start=1):
-    centres, velocities, bounces_k = simulate(rng, attrs_k)
+    centres, velocities, bounces_k, then = simulate(rng, attrs_k, turn_rng)
+    objects[k - 1] = attrs_k = dataclasses.replace(attrs_k, then=then)
     bounces.update(bounces_k)
     masks = np.stack([shape_mask(attrs_k.shape, attrs_k.size, cx, cy) for cx, cy in centres])
     video[masks] = np.array(COLORS[attrs_k.color], np.uint8)
@@ -250,6 +296,7 @@ def render(
     "flow": flow.astype(np.float32),
     "audio": render_audio(rng, [o.color for o in objects], bounces),
     "caption": caption(objects),
+    "next_caption": caption([o.after_turn() for o in objects]),
     "bounce_frames": bounces,
     "objects": [dataclasses.asdict(o) for o in objects],
     **dataclasses.asdict(objects[0]),

@@ -5,8 +5,10 @@
   source = builder.as_data_source()["train"]   # random access: source[i] -> dict of numpy arrays
 
 Configs: `default` (one object), `two_objects`, `compositional` (chosen attribute combinations withheld
-from train and validation; test holds only those). Example i of a split is clip `SPLIT_SEEDS[split] + i`
-(shuffling is disabled), so every example can be re-rendered from its `seed` feature.
+from train and validation; test holds only those), `compositional_turns` (the same, with a quarter of the
+clips turning after their first second: the continuation task learns to follow a new prompt). Example i of
+a split is clip `SPLIT_SEEDS[split] + i` (shuffling is disabled), so every example can be re-rendered from
+its `seed` feature.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from videopoet_jax.data import shapes_world as world
 
 # 1.1.0: the audio is stored zlib-compressed (same values; a pure hum compresses ~5x), so that a split
 # fits TFDS's 1 GB in-memory sort (past it TFDS spills through TensorFlow, not a dependency here): 20,000
-# clips are ~0.7 GB.
-VERSION = "1.1.0"
+# clips are ~0.7 GB. 1.2.0: `next_caption` (the caption of the footage after the first second) and turning
+# clips (`ShapesWorldConfig.turn_fraction`).
+VERSION = "1.2.0"
 # First seed of each split: disjoint ranges as long as a split has fewer than 2**30 examples.
 SPLIT_SEEDS = {"train": 0, "validation": 1 << 30, "test": 2 << 30}
 # Examples per split when a config does not say.
@@ -45,11 +48,13 @@ class ShapesWorldConfig(tfds.core.BuilderConfig):
     num_objects: objects per clip (1 or 2).
     withheld: attribute combinations ("color=red,shape=triangle") kept out of train and validation; the
       test split then holds only clips whose every object has one of them.
+    turn_fraction: the share of clips whose objects turn at `shapes_world.TURN_FRAME`.
     num_train, num_validation, num_test: examples per split.
   """
 
   num_objects: int = 1
   withheld: tuple[str, ...] = ()
+  turn_fraction: float = 0.0
   num_train: int = DEFAULT_SPLIT_SIZES["train"]
   num_validation: int = DEFAULT_SPLIT_SIZES["validation"]
   num_test: int = DEFAULT_SPLIT_SIZES["test"]
@@ -65,6 +70,12 @@ BUILDER_CONFIGS = (
     name="compositional",
     description="One object; withheld attribute combinations appear only in test.",
     withheld=COMPOSITIONAL_WITHHELD,
+  ),
+  ShapesWorldConfig(
+    name="compositional_turns",
+    description="compositional, with a quarter of the clips turning after their first second.",
+    withheld=COMPOSITIONAL_WITHHELD,
+    turn_fraction=0.25,
   ),
 )
 
@@ -92,6 +103,8 @@ def features(num_objects: int) -> tfds.features.FeaturesDict:
       # [17, 64, 64, 2] float32 (dx, dy) pixels the visible object moved since the previous frame.
       "flow": tfds.features.Tensor(shape=(t, s, s, 2), dtype=np.float32, encoding=ZLIB),
       "caption": tfds.features.Text(),
+      # The caption of the footage from shapes_world.TURN_FRAME on (the caption where nothing turns).
+      "next_caption": tfds.features.Text(),
       "background": tfds.features.ClassLabel(names=list(world.BACKGROUNDS)),
       # One entry per object: shape, size, color, direction class ids, each [num_objects] int64.
       "objects": tfds.features.Sequence(object_features(), length=num_objects),
@@ -111,6 +124,7 @@ def to_example(clip: dict) -> dict:
     "mask": clip["labels"],
     "flow": clip["flow"],
     "caption": clip["caption"],
+    "next_caption": clip["next_caption"],
     "background": clip["background"],
     "objects": {name: [o[name] for o in clip["objects"]] for name in world.OBJECT_ATTRIBUTES},
     "bounce_frames": np.asarray(clip["bounce_frames"], np.int32),
@@ -144,7 +158,11 @@ class ShapesWorld(tfds.core.GeneratorBasedBuilder):
     for i in range(config.split_size(split)):
       seed = SPLIT_SEEDS[split] + i
       clip = world.render(
-        seed, num_objects=config.num_objects, withheld=config.withheld, only_withheld=split == "test"
+        seed,
+        num_objects=config.num_objects,
+        withheld=config.withheld,
+        only_withheld=split == "test",
+        turn_fraction=config.turn_fraction,
       )
       yield i, {**to_example(clip), "seed": seed}
 

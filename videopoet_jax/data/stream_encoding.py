@@ -8,6 +8,8 @@ resampled to the audio tokenizer's rate first. The masked streams (`inpaint_vide
 no encoding: they are the clip's own ids, and the task hides the tokens of the manifest's token mask
 (`conditioning.token_mask`) behind `<mask>` when it builds the sequence. `reversed_video` is the clip
 played backwards, encoded as its own clip (the bridge's last frame and backward extension read it).
+`next_text` is the caption of what follows the first second (a continuation's prompt): the example's
+`next_caption` where the dataset has one (shapes_world's turning clips), else its caption.
 """
 
 import functools
@@ -19,7 +21,16 @@ from flax import nnx
 from videopoet_jax import config_utils, sharding
 from videopoet_jax.data import conditioning, datasets, media
 
-STREAMS = ("video", "audio", "text", "inpaint_video", "outpaint_video", "structure_video", "reversed_video")
+STREAMS = (
+  "video",
+  "audio",
+  "text",
+  "next_text",
+  "inpaint_video",
+  "outpaint_video",
+  "structure_video",
+  "reversed_video",
+)
 MASKED_STREAMS = {"inpaint_video": "inpaint", "outpaint_video": "outpaint"}
 
 
@@ -103,7 +114,7 @@ def shard_records(encoder, examples, first_index, streams, features, text_tokeni
   records = [
     {
       "index": first_index + i,
-      "caption": example["caption"].decode("utf-8"),
+      "caption": _text(example["caption"]),
       "attributes": {k: v for k, v in datasets.describe(example, features).items() if k != "caption"},
     }
     for i, example in enumerate(examples)
@@ -138,4 +149,13 @@ def shard_records(encoder, examples, first_index, streams, features, text_tokeni
         record["text_embedding"] = np.asarray(embeddings[first_index + i], np.float32)
       else:
         record["text"] = text_tokenizer.encode(record["caption"])
+  if "next_text" in streams:
+    if embeddings is not None:
+      raise ValueError("the next_text stream needs a text tokenizer (it has no embeddings): leave it out")
+    for example, record in zip(examples, records, strict=True):
+      record["next_text"] = text_tokenizer.encode(_text(example.get("next_caption", example["caption"])))
   return records
+
+
+def _text(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)

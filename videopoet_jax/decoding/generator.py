@@ -278,8 +278,9 @@ class Generator:
     return sequence.build_prefix(task, record, self.vocab, layout, tuple(drop) + optional).tokens
 
   # Tasks on media.
-  def _texts(self, prompts: list[str | None]) -> list[dict]:
-    return [{"text": self.encode_text(p)[0]} if p else {} for p in prompts]
+  def _texts(self, prompts: list[str | None], stream: str = registry.TEXT.stream) -> list[dict]:
+    """Records holding each prompt's text ids under `stream` (the text part a task reads); {} for None."""
+    return [{stream: self.encode_text(p)[0]} if p else {} for p in prompts]
 
   def text_to_video(self, prompts, sampling, seed, negative_prompt=None) -> np.ndarray:
     """Prompts -> `[N, frames, S, S, 3]` uint8 clips."""
@@ -311,12 +312,13 @@ class Generator:
       raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     backward = direction == "backward"
     context_clips = np.asarray(context_clips)[:, ::-1] if backward else np.asarray(context_clips)
-    stream = "reversed_video" if backward else "video"
-    context = self.encode_video(context_clips)
+    task = registry.get("backward" if backward else "continuation")
+    (text, video), context = task.inputs, self.encode_video(context_clips)
     records = [
-      {**t, stream: _pad_frames(c, self.layout)} for t, c in zip(self._texts(prompts), context, strict=True)
+      {**t, video.stream: _pad_frames(c, self.layout)}
+      for t, c in zip(self._texts(prompts, text.stream), context, strict=True)
     ]
-    new = self.generate("backward" if backward else "continuation", records, sampling, seed)
+    new = self.generate(task.name, records, sampling, seed)
     clip = self.decode_video(np.concatenate([context, new], axis=1))[:, context_clips.shape[1] :]
     return clip[:, ::-1] if backward else clip
 

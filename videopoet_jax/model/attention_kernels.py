@@ -23,7 +23,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax.core import spmd as flax_spmd
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as splash_mask
 
@@ -31,6 +30,15 @@ from videopoet_jax import sharding
 
 # `model.attention` values served here.
 KERNELS = ("cudnn", "splash")
+# `model.attention_chunk` of configs written before the key existed.
+DEFAULT_ATTENTION_CHUNK = 512
+
+
+def attention_chunk(model) -> int:
+  """The keys per chunk of "chunked" attention and the tile of "splash" (`model.attention_chunk`)."""
+  return model.get("attention_chunk", DEFAULT_ATTENTION_CHUNK)
+
+
 # Splash tiles (`model.attention_chunk`) are multiples of this (the TPU's lane count).
 SPLASH_TILE_MULTIPLE = 128
 # Logical axes of q, k, v and the output `[B, S, H, D]` (the splash kernels run per shard of them).
@@ -122,8 +130,8 @@ def splash_prefix_attention(
   """Prefix-LM attention `[B, S, H, D]` from q, k, v `[B, S, H, D]` and `prefix_length [B]` with Pallas
   splash kernels of `block`-sized tiles; per shard under a mesh and logical axis rules in context."""
   run = functools.partial(_splash_shard, block=block)
-  rules = flax_spmd.get_logical_axis_rules()
-  if not rules or jax.sharding.get_abstract_mesh().empty:
+  rules = sharding.context_rules()
+  if rules is None:
     return run(q, k, v, prefix_length)
   spec = sharding.logical_spec(QKV_AXES, rules)
   rows = sharding.logical_spec(QKV_AXES[:1], rules)

@@ -150,7 +150,7 @@ class Attention(nnx.Module):
     self.implementation = model.get("attention", "dense")
     if self.implementation not in ATTENTION_IMPLEMENTATIONS:
       raise ValueError(f"unknown attention {self.implementation!r}; known: {ATTENTION_IMPLEMENTATIONS}")
-    self.chunk = model.get("attention_chunk", 512)
+    self.chunk = attention_kernels.attention_chunk(model)
     if self.implementation == "splash":
       attention_kernels.check_splash_tile(self.chunk)
     inner = model.heads * model.head_dim

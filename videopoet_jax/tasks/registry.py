@@ -78,6 +78,7 @@ class Task:
 
 
 TEXT = Part("text", "text")
+NEXT_TEXT = Part("next_text", "text")
 VIDEO = Part("video", "video")
 AUDIO = Part("audio", "audio")
 
@@ -93,12 +94,13 @@ TASKS: dict[str, Task] = {
       Part("video", "video", "after_first"),
       guidance_inputs=("text",),
     ),
-    # Clip extension: the first latent frames (the first second at 8 fps) condition the rest.
+    # Clip extension: the first latent frames (the first second at 8 fps) condition the rest, prompted by
+    # the caption of what follows them (`next_text`: a new direction in shapes_world's turning clips).
     Task(
       "continuation",
-      (TEXT, Part("video", "video", "context")),
+      (NEXT_TEXT, Part("video", "video", "context")),
       Part("video", "video", "after_context"),
-      guidance_inputs=("text",),
+      guidance_inputs=(NEXT_TEXT.stream,),
     ),
     Task("inpaint", (TEXT, Part("inpaint_video", "video")), VIDEO, guidance_inputs=("text",)),
     Task("outpaint", (TEXT, Part("outpaint_video", "video")), VIDEO, guidance_inputs=("text",)),

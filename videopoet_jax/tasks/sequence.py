@@ -102,10 +102,11 @@ def max_length(task: Task, layout: Layout) -> int:
 def _part_ids(part: Part, record: dict, vocab: Vocabulary, layout: Layout) -> tuple[np.ndarray, int]:
   """Global ids of `part` `[n]` and how many leading text-embedding rows it uses (0 unless embedded)."""
   if part.modality == "text":
-    if "text_embedding" in record:
+    if "text_embedding" in record:  # the caption's precomputed embedding stands for every text stream
       rows = min(len(record["text_embedding"]), layout.text_budget)
       return np.full(rows, vocab.special("<emb>"), np.int32), rows
-    return vocab.text_to_global(np.asarray(record["text"])[: layout.text_budget]).astype(np.int32), 0
+    text = np.asarray(record[part.stream])[: layout.text_budget]
+    return vocab.text_to_global(text).astype(np.int32), 0
   if part.modality == "audio":
     audio = np.asarray(record["audio"])
     expected = (layout.audio_levels, layout.audio_frames)

@@ -38,32 +38,6 @@ class TrainState:
   disc_opt_state: optax.OptState | None
 
 
-# What a run trains: everything, or only the decoder ("decoder": the encoder and the codebooks stay those of
-# `train.init_from`, so every clip keeps its ids, and an LM trained on those ids stays valid).
-TRAINABLE = ("all", "decoder")
-
-
-def generator_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam with warmup and cosine decay on the tokenizer's weights; with `train.trainable="decoder"`, the
-  encoder's weights get no update."""
-  adam = optimizers.adam_warmup_cosine(config.train)
-  if not decoder_only(config):
-    return adam
-  part = lambda path, _: "frozen" if getattr(path[0], "key", None) == "encoder" else "trained"  # noqa: E731
-  return optax.multi_transform(
-    {"trained": adam, "frozen": optax.set_to_zero()},
-    lambda params: jax.tree_util.tree_map_with_path(part, params),
-  )
-
-
-def decoder_only(config: ml_collections.ConfigDict) -> bool:
-  """Whether `train.trainable` (one of TRAINABLE; "all" where a config predates it) is "decoder"."""
-  trainable = config.train.get("trainable", "all")
-  if trainable not in TRAINABLE:
-    raise ValueError(f"train.trainable={trainable!r}: one of {TRAINABLE}")
-  return trainable == "decoder"
-
-
 def random_streams(config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
   """`(kmeans_key, step_root)`: step s draws from fold_in(step_root, s)."""
   kmeans_key, step_root = jax.random.split(jax.random.key(config.seed))
@@ -91,7 +65,7 @@ def init_state(config: ml_collections.ConfigDict):
   state = TrainState(
     step=jnp.zeros((), jnp.int32),
     params=params,
-    opt_state=generator_optimizer(config).init(params),
+    opt_state=optimizers.tokenizer_optimizer(config.train).init(params),
     ema_params=jax.tree.map(jnp.copy, params),
     codebooks=codebooks,
     disc_params=disc_params,
@@ -189,12 +163,14 @@ def train_step(state: TrainState, batch: jax.Array, *, graphdef, disc_graphdef, 
   grads, (metrics, recon, ids, residuals) = jax.grad(generator_loss, has_aux=True)(
     state.params, state.codebooks, graphdef, disc_graphdef, state.disc_params, batch, mask, config, state.step
   )
-  updates, opt_state = generator_optimizer(config).update(grads, state.opt_state, state.params)
+  updates, opt_state = optimizers.tokenizer_optimizer(config.train).update(
+    grads, state.opt_state, state.params
+  )
   params = optax.apply_updates(state.params, updates)
   decay = config.train.ema_decay
   # e + (1 - decay) (p - e): exactly e where a weight did not move (a frozen encoder stays bit-identical).
   ema = jax.tree.map(lambda e, p: e + (1 - decay) * (p - e), state.ema_params, params)
-  if decoder_only(config):  # the codebooks, and so the ids, stay as they were
+  if optimizers.decoder_only(config.train):  # the codebooks, and so the ids, stay as they were
     codebooks, restarted = state.codebooks, jnp.zeros((levels,), jnp.int32)
   else:
     codebooks, restarted = updated_codebooks(
@@ -229,7 +205,7 @@ class Trainer(data_parallel.DataParallelTrainer):
     """A fresh state whose codebooks are k-means centroids of `batch`'s latents (`[B, N]`); with
     `train.init_from`, the weights (and their EMA) and codebooks start from that export's (fine-tuning)."""
     source = self.config.train.init_from
-    if decoder_only(self.config) and not source:
+    if optimizers.decoder_only(self.config.train) and not source:
       raise ValueError("train.trainable='decoder' needs train.init_from: the tokenizer whose ids it keeps")
     if not source:
       init = lambda b: kmeans_init(init_state(self.config)[2], b, self.graphdef, self.config)

@@ -33,3 +33,29 @@ def adamw_warmup_cosine(train: ml_collections.ConfigDict) -> optax.GradientTrans
       warmup_cosine(train), b1=train.b1, b2=train.b2, weight_decay=train.weight_decay, mask=decay_mask
     ),
   )
+
+
+# What a tokenizer run trains: everything, or only its decoder ("decoder": the encoder, and any codebooks,
+# stay those of `train.init_from`, so every input keeps its ids and an LM trained on those ids stays valid).
+TRAINABLE = ("all", "decoder")
+
+
+def decoder_only(train: ml_collections.ConfigDict) -> bool:
+  """Whether `train.trainable` (one of TRAINABLE; "all" where a config predates it) is "decoder"."""
+  trainable = train.get("trainable", "all")
+  if trainable not in TRAINABLE:
+    raise ValueError(f"train.trainable={trainable!r}: one of {TRAINABLE}")
+  return trainable == "decoder"
+
+
+def tokenizer_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """`adam_warmup_cosine` on a tokenizer's weights; with `train.trainable="decoder"`, the weights under the
+  top-level `encoder` get no update."""
+  adam = adam_warmup_cosine(train)
+  if not decoder_only(train):
+    return adam
+  part = lambda path, _: "frozen" if getattr(path[0], "key", None) == "encoder" else "trained"  # noqa: E731
+  return optax.multi_transform(
+    {"trained": adam, "frozen": optax.set_to_zero()},
+    lambda params: jax.tree_util.tree_map_with_path(part, params),
+  )

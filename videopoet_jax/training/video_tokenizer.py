@@ -2,7 +2,8 @@
 
 Generator loss = l2 * MSE + l1 * L1 + commitment + entropy(step) [+ adversarial]; discriminator with
 R1 (lazy, every r1_every steps) and LeCAM when config.loss.adversarial_weight > 0. EMA weights are
-kept for export. Data parallel: the state is replicated, batches are split over the mesh's batch axes.
+kept for export. With `train.trainable="decoder"` only the decoder trains (`optimizers.TRAINABLE`): every
+clip keeps its ids. Data parallel: the state is replicated, batches are split over the mesh's batch axes.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def init_state(config: ml_collections.ConfigDict) -> tuple[nnx.GraphDef, nnx.Gra
   state = TrainState(
     step=jnp.zeros((), jnp.int32),
     params=params,
-    opt_state=optimizers.adam_warmup_cosine(config.train).init(params),
+    opt_state=optimizers.tokenizer_optimizer(config.train).init(params),
     ema_params=jax.tree.map(jnp.copy, params),
     disc_params=disc_params,
     disc_opt_state=disc_opt_state,
@@ -80,7 +81,14 @@ def init_state(config: ml_collections.ConfigDict) -> tuple[nnx.GraphDef, nnx.Gra
 def generator_loss(params, graphdef, disc_graphdef, disc_params, batch, config, step):
   """Returns (total loss, (metrics, reconstruction, ids))."""
   loss_cfg = config.loss
-  recon, z, codes = nnx.merge(graphdef, params)(batch)
+  model = nnx.merge(graphdef, params)
+  if optimizers.decoder_only(config.train):
+    # The encoder is frozen: no gradient through it (its terms below are then constants).
+    z = jax.lax.stop_gradient(model.encode_latents(batch))
+    codes = lfq.quantize(z)
+    recon = model.decoder(codes)
+  else:
+    recon, z, codes = model(batch)
   mse = jnp.mean((recon - batch) ** 2)
   l1 = jnp.mean(jnp.abs(recon - batch))
   commitment = jnp.mean((z - jax.lax.stop_gradient(jnp.sign(codes))) ** 2)
@@ -152,12 +160,13 @@ def train_step(state: TrainState, batch: jax.Array, *, graphdef, disc_graphdef, 
   grads, (metrics, recon, ids) = grad_fn(
     state.params, graphdef, disc_graphdef, state.disc_params, batch, config, state.step
   )
-  updates, opt_state = optimizers.adam_warmup_cosine(config.train).update(
+  updates, opt_state = optimizers.tokenizer_optimizer(config.train).update(
     grads, state.opt_state, state.params
   )
   params = optax.apply_updates(state.params, updates)
   decay = config.train.ema_decay
-  ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
+  # e + (1 - decay) (p - e): exactly e where a weight did not move (a frozen encoder stays bit-identical).
+  ema = jax.tree.map(lambda e, p: e + (1 - decay) * (p - e), state.ema_params, params)
   disc_params, disc_opt_state, lecam_ema = state.disc_params, state.disc_opt_state, state.lecam_ema
   if disc_graphdef is not None:
     disc_params, disc_opt_state, lecam_ema, d_metrics = discriminator_update(
@@ -188,6 +197,8 @@ class Trainer(data_parallel.DataParallelTrainer):
     """A fresh state (the batch is unused: nothing here is initialized from data); with
     `train.init_from`, the weights (and their EMA) start from that export's (fine-tuning)."""
     del batch
+    if optimizers.decoder_only(self.config.train) and not self.config.train.init_from:
+      raise ValueError("train.trainable='decoder' needs train.init_from: the tokenizer whose ids it keeps")
     state = self.init_sharded(lambda: init_state(self.config)[2])
     if not self.config.train.init_from:
       return state
