@@ -273,7 +273,7 @@ def get_config(arg=None):
       config.train.warmup_steps = 50
       config.train.learning_rate = 7e-4
     if arg.phase == 3:
-      # Warm-started from phase 2 on shapes_world's compositional_turns (the same world, a quarter of the
+      # Warm-started from phase 2 on shapes_world's compositional_turns (the same world, 19% of the
       # clips turning after their first second, captioned "... moves left, then up ..."; a continuation is
       # prompted by the caption of what follows, `next_text`): continuation weighted up, so that extending
       # a clip follows a new prompt (stories); the other tasks as in phase 2.

@@ -4,7 +4,7 @@
 #   2. the world's audio tokenizer (the general one fine-tuned on shapes_world)  3. shapes_world
 #   (compositional, 20,000 training clips) and its token shards  4. the LM (every task; then a second
 #   phase weighted to the prompted video tasks)  5. sampling settings chosen on validation seeds  6. a
-#   third LM phase on compositional_turns (20,000 clips, a quarter turning after their first second:
+#   third LM phase on compositional_turns (20,000 clips, 19% turning after their first second:
 #   extension follows a new prompt)  7. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers
 #   it was trained with inside it, and its sampling.json).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time

@@ -17,6 +17,8 @@ python sample.py --task=text_to_video --prompt="a large red square moves right o
   --output="$out/text_to_video.gif" "${show[@]}"
 python sample.py --task=text_to_video --prompt="a large yellow circle moves down on a black background" \
   --seconds=4 --output="$out/text_to_video_4s.gif" "${show[@]}"
+python sample.py --task=text_to_video --prompt="a large red square moves right, then down on a white background" \
+  --output="$out/text_to_video_turn.gif" "${show[@]}"
 python sample.py --task=text_to_image --prompt="a large cyan triangle stays still on a gray background" \
   --output="$out/text_to_image.png" "${show[@]}"
 python sample.py --task=image_to_video --image="$out/input_first_frame.png" --output="$out/image_to_video.gif" \

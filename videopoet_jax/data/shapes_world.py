@@ -49,7 +49,7 @@ MOVES = tuple(d for d in DIRECTIONS if d != "still")
 # then sees the footage follow a new prompt (the caption of what follows, `next_caption`).
 TURN_FRAME = 1 + FPS
 TURN_ROOM_FRAMES = 4
-# Whether a clip turns, and where, is drawn from its own stream of the seed: a clip that does not turn is
+# Whether a clip turns, and which way, is drawn from its own stream of the seed: a clip that does not turn is
 # the same clip it is without turns.
 TURN_STREAM = 1
 HUM_AMPLITUDE = 0.3

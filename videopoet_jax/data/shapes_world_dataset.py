@@ -6,9 +6,9 @@
 
 Configs: `default` (one object), `two_objects`, `compositional` (chosen attribute combinations withheld
 from train and validation; test holds only those), `compositional_turns` (the same, with a quarter of the
-clips turning after their first second: the continuation task learns to follow a new prompt). Example i of
-a split is clip `SPLIT_SEEDS[split] + i` (shuffling is disabled), so every example can be re-rendered from
-its `seed` feature.
+clips drawn to turn after their first second, 19% with room to: the continuation task learns to follow a
+new prompt). Example i of a split is clip `SPLIT_SEEDS[split] + i` (shuffling is disabled), so every example
+can be re-rendered from its `seed` feature.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ BUILDER_CONFIGS = (
   ),
   ShapesWorldConfig(
     name="compositional_turns",
-    description="compositional, with a quarter of the clips turning after their first second.",
+    description="compositional, a quarter of the clips drawn to turn after their first second.",
     withheld=COMPOSITIONAL_WITHHELD,
     turn_fraction=0.25,
   ),
