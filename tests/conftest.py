@@ -74,7 +74,7 @@ def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
   inpaint/outpaint token masks."""
   import numpy as np
 
-  from videopoet_jax.data import token_shards
+  from videopoet_jax.data import stream_encoding, token_shards
 
   rng = np.random.default_rng(seed)
   latent = tuple(config.layout.latent_shape)
@@ -108,16 +108,7 @@ def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
   token_shards.write_manifest(
     str(out),
     {
-      "streams": [
-        "video",
-        "audio",
-        "text",
-        "next_text",
-        "inpaint_video",
-        "outpaint_video",
-        "structure_video",
-        "reversed_video",
-      ],
+      "streams": list(stream_encoding.STREAMS),
       "video_tokenizer": {"code_bits": config.vocab.video_bits, "latent_shape": list(latent)},
       "audio_tokenizer": {
         "config": {"levels": config.layout.audio_levels, "codebook_size": config.vocab.audio_codebook_size}

@@ -114,7 +114,7 @@ def shard_records(encoder, examples, first_index, streams, features, text_tokeni
   records = [
     {
       "index": first_index + i,
-      "caption": _text(example["caption"]),
+      "caption": example["caption"].decode("utf-8"),
       "attributes": {k: v for k, v in datasets.describe(example, features).items() if k != "caption"},
     }
     for i, example in enumerate(examples)
@@ -153,9 +153,7 @@ def shard_records(encoder, examples, first_index, streams, features, text_tokeni
     if embeddings is not None:
       raise ValueError("the next_text stream needs a text tokenizer (it has no embeddings): leave it out")
     for example, record in zip(examples, records, strict=True):
-      record["next_text"] = text_tokenizer.encode(_text(example.get("next_caption", example["caption"])))
+      record["next_text"] = text_tokenizer.encode(
+        example.get("next_caption", example["caption"]).decode("utf-8")
+      )
   return records
-
-
-def _text(value) -> str:
-  return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -89,6 +89,7 @@ def kmeans_init(state: TrainState, batch: jax.Array, graphdef, config) -> TrainS
 def generator_loss(params, codebooks, graphdef, disc_graphdef, disc_params, batch, mask, config, step):
   """Returns (total loss, (metrics, reconstruction, ids, level inputs))."""
   loss_cfg, model_cfg = config.loss, config.model
+  params = optimizers.with_frozen_encoder(params, config.train)
   recon, _, ids, residuals, commitment = nnx.merge(graphdef, params, codebooks)(batch, mask)
   target = batch[:, : recon.shape[1]]
   mel = spectral.multiscale_mel_loss(
@@ -167,9 +168,7 @@ def train_step(state: TrainState, batch: jax.Array, *, graphdef, disc_graphdef, 
     grads, state.opt_state, state.params
   )
   params = optax.apply_updates(state.params, updates)
-  decay = config.train.ema_decay
-  # e + (1 - decay) (p - e): exactly e where a weight did not move (a frozen encoder stays bit-identical).
-  ema = jax.tree.map(lambda e, p: e + (1 - decay) * (p - e), state.ema_params, params)
+  ema = optimizers.ema_step(state.ema_params, params, config.train.ema_decay)
   if optimizers.decoder_only(config.train):  # the codebooks, and so the ids, stay as they were
     codebooks, restarted = state.codebooks, jnp.zeros((levels,), jnp.int32)
   else:
@@ -205,8 +204,7 @@ class Trainer(data_parallel.DataParallelTrainer):
     """A fresh state whose codebooks are k-means centroids of `batch`'s latents (`[B, N]`); with
     `train.init_from`, the weights (and their EMA) and codebooks start from that export's (fine-tuning)."""
     source = self.config.train.init_from
-    if optimizers.decoder_only(self.config.train) and not source:
-      raise ValueError("train.trainable='decoder' needs train.init_from: the tokenizer whose ids it keeps")
+    optimizers.check_trainable(self.config.train)
     if not source:
       init = lambda b: kmeans_init(init_state(self.config)[2], b, self.graphdef, self.config)
       return self.init_sharded(init, batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import ml_collections
 import optax
+from flax import nnx
 
 
 def warmup_cosine(train: ml_collections.ConfigDict, lr_scale: float = 1.0) -> optax.Schedule:
@@ -48,13 +49,39 @@ def decoder_only(train: ml_collections.ConfigDict) -> bool:
   return trainable == "decoder"
 
 
+def check_trainable(train: ml_collections.ConfigDict) -> None:
+  """Raises a ValueError when only the decoder trains but nothing says whose ids it keeps."""
+  if decoder_only(train) and not train.init_from:
+    raise ValueError("train.trainable='decoder' needs train.init_from: the tokenizer whose ids it keeps")
+
+
+def _in_encoder(path) -> bool:
+  return getattr(path[0], "key", None) == "encoder"
+
+
+def with_frozen_encoder(params: nnx.State, train: ml_collections.ConfigDict) -> nnx.State:
+  """`params` for the loss: with `train.trainable="decoder"` the encoder's behind stop_gradient, so no
+  gradient is computed through it at all; unchanged otherwise."""
+  if not decoder_only(train):
+    return params
+  return jax.tree_util.tree_map_with_path(
+    lambda p, x: jax.lax.stop_gradient(x) if _in_encoder(p) else x, params
+  )
+
+
+def ema_step(ema: nnx.State, params: nnx.State, decay: float) -> nnx.State:
+  """One EMA step towards `params`, as e + (1 - decay) (p - e): exactly e where a weight did not move (a
+  frozen encoder stays bit-identical)."""
+  return jax.tree.map(lambda e, p: e + (1 - decay) * (p - e), ema, params)
+
+
 def tokenizer_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """`adam_warmup_cosine` on a tokenizer's weights; with `train.trainable="decoder"`, the weights under the
   top-level `encoder` get no update."""
   adam = adam_warmup_cosine(train)
   if not decoder_only(train):
     return adam
-  part = lambda path, _: "frozen" if getattr(path[0], "key", None) == "encoder" else "trained"  # noqa: E731
+  part = lambda path, _: "frozen" if _in_encoder(path) else "trained"  # noqa: E731
   return optax.multi_transform(
     {"trained": adam, "frozen": optax.set_to_zero()},
     lambda params: jax.tree_util.tree_map_with_path(part, params),

@@ -81,14 +81,7 @@ def init_state(config: ml_collections.ConfigDict) -> tuple[nnx.GraphDef, nnx.Gra
 def generator_loss(params, graphdef, disc_graphdef, disc_params, batch, config, step):
   """Returns (total loss, (metrics, reconstruction, ids))."""
   loss_cfg = config.loss
-  model = nnx.merge(graphdef, params)
-  if optimizers.decoder_only(config.train):
-    # The encoder is frozen: no gradient through it (its terms below are then constants).
-    z = jax.lax.stop_gradient(model.encode_latents(batch))
-    codes = lfq.quantize(z)
-    recon = model.decoder(codes)
-  else:
-    recon, z, codes = model(batch)
+  recon, z, codes = nnx.merge(graphdef, optimizers.with_frozen_encoder(params, config.train))(batch)
   mse = jnp.mean((recon - batch) ** 2)
   l1 = jnp.mean(jnp.abs(recon - batch))
   commitment = jnp.mean((z - jax.lax.stop_gradient(jnp.sign(codes))) ** 2)
@@ -164,9 +157,7 @@ def train_step(state: TrainState, batch: jax.Array, *, graphdef, disc_graphdef, 
     grads, state.opt_state, state.params
   )
   params = optax.apply_updates(state.params, updates)
-  decay = config.train.ema_decay
-  # e + (1 - decay) (p - e): exactly e where a weight did not move (a frozen encoder stays bit-identical).
-  ema = jax.tree.map(lambda e, p: e + (1 - decay) * (p - e), state.ema_params, params)
+  ema = optimizers.ema_step(state.ema_params, params, config.train.ema_decay)
   disc_params, disc_opt_state, lecam_ema = state.disc_params, state.disc_opt_state, state.lecam_ema
   if disc_graphdef is not None:
     disc_params, disc_opt_state, lecam_ema, d_metrics = discriminator_update(
@@ -197,8 +188,7 @@ class Trainer(data_parallel.DataParallelTrainer):
     """A fresh state (the batch is unused: nothing here is initialized from data); with
     `train.init_from`, the weights (and their EMA) start from that export's (fine-tuning)."""
     del batch
-    if optimizers.decoder_only(self.config.train) and not self.config.train.init_from:
-      raise ValueError("train.trainable='decoder' needs train.init_from: the tokenizer whose ids it keeps")
+    optimizers.check_trainable(self.config.train)
     state = self.init_sharded(lambda: init_state(self.config)[2])
     if not self.config.train.init_from:
       return state
