@@ -1,9 +1,10 @@
 """How well the shapes_world analysis reads ground truth, and the per-task ceiling the tokenizers leave.
 
   python bench/shapes_analysis.py [--num=100] [--out=bench/shapes_analysis.json]
-      [--video_tokenizer=DIR --audio_tokenizer=DIR]
+      [--video_tokenizer=DIR --audio_tokenizer=DIR] [--split=validation]
 
-Renders test-split clips (seeds never trained on; `compositional` test clips for text_to_video_withheld),
+Renders test-split clips (seeds never trained on; `compositional` test clips for text_to_video_withheld;
+`--split=validation` for choosing between tokenizers, so that the test seeds only score the choice),
 scores the ground truth itself, then its round trip through the video tokenizer (and, for the audio tasks,
 the audio tokenizer) as if a perfect LM had produced its tokens: a task's ceiling. The tokenizers default
 to the bundled model's own (`videopoet_jax/assets/lm/video_tokenizer`, `.../audio_tokenizer`).
@@ -28,6 +29,7 @@ from videopoet_jax.eval import intervals, shapes_scores, video_metrics
 from videopoet_jax.tokenizers import pretrained
 
 flags.DEFINE_integer("num", 100, "Test clips per config.")
+flags.DEFINE_enum("split", "test", ["validation", "test"], "Seeds: choose on validation, score on test.")
 flags.DEFINE_integer("batch_size", 4, "Clips per tokenizer call.")
 flags.DEFINE_string("out", "bench/shapes_analysis.json", "Where to write the JSON result.")
 flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: the bundled model's).")
@@ -38,7 +40,7 @@ CLIP_TASKS = ("text_to_video", "image_to_video", "extend", "inpaint", "outpaint"
 
 
 def _render(num: int, withheld=(), only_withheld=False) -> list[dict]:
-  first = shapes_world_dataset.SPLIT_SEEDS["test"]
+  first = shapes_world_dataset.SPLIT_SEEDS[FLAGS.split]
   return [world.render(first + i, withheld=withheld, only_withheld=only_withheld) for i in range(num)]
 
 
@@ -98,6 +100,7 @@ def main(argv):
     "machine": platform.processor() or platform.machine(),
     "cpu_count": os.cpu_count(),
     "num": FLAGS.num,
+    "split": FLAGS.split,
   }
   result["ground_truth"] = {
     **_video_tasks(clips, clips[:, :1], truths, withheld_clips, withheld_truths),

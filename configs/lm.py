@@ -14,7 +14,8 @@ Variants:
             continues a model (`--config.train.init_from=` its workdir) on the tasks learned slowest: the
             prompted video tasks get most of the steps; `demo,phase=3` continues that on
             compositional_turns (tokens/world_turns_20k: clips that turn after their first second), so
-            that extension follows a new prompt.
+            that extension follows a new prompt; `demo,phase=4` continues that on clips that all turn
+            (tokens/world_all_turns_6k), continuation weighted most.
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
@@ -255,7 +256,7 @@ def get_config(arg=None):
     # One loss chunk per sequence: a chunk shorter than the sequence pads it up to a multiple (340 -> 512
     # positions of 21k-wide logits); one chunk is 1.45x faster a step here.
     config.model.logits_chunk = 1024
-    if arg.phase in (2, 3):
+    if arg.phase in (2, 3, 4):
       # Warm-started from phase 1 (no image-first phase again, a lower rate): the prompted video tasks, whose
       # motion is learned slowest, get most of the steps; every task keeps some weight, so none is forgotten.
       config.mixture.weights.update(
@@ -281,8 +282,28 @@ def get_config(arg=None):
       config.mixture.weights.continuation = 3.0
       config.train.steps = 1200
       config.train.learning_rate = 5e-4
-    if arg.phase not in (1, 2, 3):
-      raise ValueError(f"phase={arg.phase}: the demo variant has phases 1, 2 and 3")
+    if arg.phase == 4:
+      # Warm-started from phase 3 on compositional_all_turns (tokens/world_all_turns_6k: every clip turns
+      # after its first second), so that a continuation must read its prompt: at 19% turning, continuing
+      # the motion so far was right 81% of the time and phase 3 learned to follow a new prompt in 0.075.
+      # Continuation gets most of the steps; the other tasks keep a little weight so that none is forgotten.
+      config.data.tokens_dir = "tokens/world_all_turns_6k"
+      config.mixture.weights.update(
+        continuation=4.0,
+        text_to_video=1.0,
+        image_to_video=0.5,
+        backward=0.3,
+        bridge=0.3,
+        video_to_audio=0.3,
+        text_to_image=0.2,
+        inpaint=0.2,
+        outpaint=0.2,
+        stylize=0.1,
+      )
+      config.train.steps = 500
+      config.train.learning_rate = 3e-4
+    if arg.phase not in (1, 2, 3, 4):
+      raise ValueError(f"phase={arg.phase}: the demo variant has phases 1 to 4")
   elif arg.phase != 1:
     raise ValueError(f"phase={arg.phase} is only for the demo variant")
   if arg.variant == "tiny":

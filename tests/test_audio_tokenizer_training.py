@@ -3,12 +3,13 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from videopoet_jax.data import audio_clips, media, shapes_world
-from videopoet_jax.tokenizers import pretrained, rvq
+from videopoet_jax.tokenizers import audio_discriminator, pretrained, rvq
 from videopoet_jax.training import audio_tokenizer as trainer_lib
 
 from conftest import REPO
@@ -65,6 +66,19 @@ def test_adversarial_step_trains_the_discriminators(tiny_audio_config):
   assert any(
     not np.allclose(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True)
   )
+
+
+@pytest.mark.parametrize("length", [64, 37])
+def test_grouped_conv_matches_the_xla_grouped_conv(length):
+  conv = audio_discriminator.GroupedConv1d(8, 16, 9, 4, 2, rngs=nnx.Rngs(0))
+  conv.bias.value = jax.random.normal(jax.random.PRNGKey(1), conv.bias.value.shape)
+  reference = nnx.Conv(8, 16, (9,), strides=(4,), feature_group_count=2, padding="SAME", rngs=nnx.Rngs(2))
+  reference.kernel.value, reference.bias.value = conv.kernel.value, conv.bias.value
+  x = jax.random.normal(jax.random.PRNGKey(3), (2, length, 8))
+  assert conv(x).shape == (2, -(-length // 4), 16)
+  np.testing.assert_allclose(conv(x), reference(x), rtol=1e-5, atol=1e-5)
+  grad = lambda f: jax.grad(lambda v: jnp.sum(f(v) ** 2))(x)  # noqa: E731
+  np.testing.assert_allclose(grad(conv), grad(reference), rtol=1e-4, atol=1e-4)
 
 
 def test_sharded_step_matches_single_device(tiny_audio_config):

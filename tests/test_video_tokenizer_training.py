@@ -2,11 +2,13 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from videopoet_jax.data import tokenizer_clips
+from videopoet_jax.tokenizers import discriminator as disc_lib
 from videopoet_jax.tokenizers import pretrained
 from videopoet_jax.training import video_tokenizer as trainer_lib
 
@@ -61,6 +63,29 @@ def test_adversarial_step_trains_the_discriminator(tiny_video_config):
   assert any(
     not np.allclose(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True)
   )
+
+
+def test_blur_pool_matches_the_depthwise_conv_it_replaces():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 8, 6, 3))
+  taps = jnp.array([1.0, 2.0, 1.0])
+  kernel = taps[:, None, None] * taps[None, :, None] * taps[None, None, :]
+  kernel = jnp.broadcast_to((kernel / kernel.sum())[..., None, None], (3, 3, 3, 1, 3))
+  reference = jax.lax.conv_general_dilated(
+    x, kernel, (2, 2, 2), ((1, 1),) * 3, dimension_numbers=("NTHWC", "THWIO", "NTHWC"), feature_group_count=3
+  )
+  out = disc_lib.blur_pool_3d(x)
+  assert out.shape == (2, 3, 4, 3, 3)
+  np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_discriminator_patch_size_sees_every_pixel(tiny_video_config):
+  disc = tiny_video_config.disc
+  disc.patch_size = 4
+  model = disc_lib.Discriminator(disc, rngs=nnx.Rngs(0))
+  video = jnp.zeros((1, 5, 16, 16, 3))
+  assert model(video).shape == (1,)
+  grad = jax.grad(lambda v: model(v).sum())(video)
+  assert (np.abs(np.asarray(grad)).sum(axis=(0, 1, 4)) > 0).all()  # no pixel column or row is skipped
 
 
 def test_batch_must_divide_over_devices(tiny_video_config):

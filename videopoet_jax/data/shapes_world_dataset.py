@@ -7,8 +7,10 @@
 Configs: `default` (one object), `two_objects`, `compositional` (chosen attribute combinations withheld
 from train and validation; test holds only those), `compositional_turns` (the same, with a quarter of the
 clips drawn to turn after their first second, 19% with room to: the continuation task learns to follow a
-new prompt). Example i of a split is clip `SPLIT_SEEDS[split] + i` (shuffling is disabled), so every example
-can be re-rendered from its `seed` feature.
+new prompt), `compositional_all_turns` (every clip drawn to turn: a continuation phase where the
+prompt, not the motion so far, says where the object goes). Example i of a split is clip
+`SPLIT_SEEDS[split] + i` (shuffling is disabled), so every example can be re-rendered from its `seed`
+feature.
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ BUILDER_CONFIGS = (
     description="compositional, a quarter of the clips drawn to turn after their first second.",
     withheld=COMPOSITIONAL_WITHHELD,
     turn_fraction=0.25,
+  ),
+  ShapesWorldConfig(
+    name="compositional_all_turns",
+    description="compositional, every clip drawn to turn after its first second (most have room to).",
+    withheld=COMPOSITIONAL_WITHHELD,
+    turn_fraction=1.0,
   ),
 )
 

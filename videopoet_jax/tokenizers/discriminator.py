@@ -10,24 +10,31 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from videopoet_jax.tokenizers.layers import space_to_depth
+
 LEAKY_SLOPE = 0.2
 
 
+BLUR_TAPS = (0.25, 0.5, 0.25)
+
+
+def _blur_pool_axis(x: jax.Array, axis: int) -> jax.Array:
+  """[1, 2, 1] / 4 then stride 2 along `axis` (zero padding 1 each side): length n -> ceil(n / 2)."""
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (1, 1)
+  x = jnp.pad(x, pad)
+  n = x.shape[axis]
+  taps = [jax.lax.slice_in_dim(x, k, n - 2 + k, stride=2, axis=axis) for k in range(3)]
+  return sum(w * tap for w, tap in zip(BLUR_TAPS, taps, strict=True))
+
+
 def blur_pool_3d(x: jax.Array) -> jax.Array:
-  """[1, 2, 1]^3 blur then stride 2 in T, H, W: `[B, T, H, W, C] -> [B, ceil(T/2), H/2, W/2, C]`."""
-  taps = jnp.array([1.0, 2.0, 1.0])
-  kernel = taps[:, None, None] * taps[None, :, None] * taps[None, None, :]
-  kernel = (kernel / kernel.sum()).astype(x.dtype)
-  c = x.shape[-1]
-  kernel = jnp.broadcast_to(kernel[..., None, None], (3, 3, 3, 1, c))
-  return jax.lax.conv_general_dilated(
-    x,
-    kernel,
-    (2, 2, 2),
-    ((1, 1), (1, 1), (1, 1)),
-    dimension_numbers=("NTHWC", "THWIO", "NTHWC"),
-    feature_group_count=c,
-  )
+  """[1, 2, 1]^3 blur then stride 2 in T, H, W: `[B, T, H, W, C] -> [B, ceil(T/2), H/2, W/2, C]`.
+
+  Separable, as shifted sums: XLA's grouped (depthwise) 3D conv is ~10x slower on CPU, backward worse."""
+  for axis in (1, 2, 3):
+    x = _blur_pool_axis(x, axis)
+  return x
 
 
 class ResBlockDown(nnx.Module):
@@ -45,11 +52,13 @@ class ResBlockDown(nnx.Module):
 
 
 class Discriminator(nnx.Module):
-  """`[B, T, H, W, 3]` in [-1, 1] -> `[B]` logits (real > 0)."""
+  """`[B, T, H, W, 3]` in [-1, 1] -> `[B]` logits (real > 0). `disc.patch_size` (default 1, the paper's)
+  stacks p x p pixels into channels before the first conv: p^2 times cheaper, every pixel still seen."""
 
   def __init__(self, disc: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     c = disc.base_channels
-    self.conv_in = nnx.Conv(3, c, (3, 3, 3), rngs=rngs)
+    self.patch_size = disc.get("patch_size", 1)
+    self.conv_in = nnx.Conv(3 * self.patch_size**2, c, (3, 3, 3), rngs=rngs)
     blocks = []
     for m in disc.channel_multipliers:
       blocks.append(ResBlockDown(c, disc.base_channels * m, rngs=rngs))
@@ -60,7 +69,7 @@ class Discriminator(nnx.Module):
     self.logit = nnx.Linear(c, 1, rngs=rngs)
 
   def __call__(self, video: jax.Array) -> jax.Array:
-    h = nnx.leaky_relu(self.conv_in(video), LEAKY_SLOPE)
+    h = nnx.leaky_relu(self.conv_in(space_to_depth(video, self.patch_size)), LEAKY_SLOPE)
     for block in self.blocks:
       h = block(h)
     h = nnx.leaky_relu(self.conv_out(h), LEAKY_SLOPE).mean(axis=(1, 2, 3))
