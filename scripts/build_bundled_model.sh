@@ -5,7 +5,8 @@
 #   (compositional, 20,000 training clips) and its token shards  4. the LM (every task; then a second
 #   phase weighted to the prompted video tasks)  5. sampling settings chosen on validation seeds  6. a
 #   third LM phase on compositional_turns (20,000 clips, 19% turning after their first second:
-#   extension follows a new prompt)  7. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers
+#   extension follows a new prompt)  7. the audio tokenizer's decoder retrained adversarially (its ids
+#   unchanged)  8. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers
 #   it was trained with inside it, and its sampling.json).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv.
@@ -67,6 +68,11 @@ timed encode_turns python tokenizers/encode.py \
 timed lm_phase3 python train.py --config=configs/lm.py:demo,phase=3 --workdir=runs/lm_demo3 \
   --config.train.init_from=runs/lm_demo2 --config.data.tokens_dir=tokens/world_turns_20k
 cp runs/lm_demo2/export/sampling.json runs/lm_demo3/export/
-# The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
+# The world audio tokenizer's decoder alone, retrained adversarially: every id stays as the LM saw it.
+timed audio_decoder python train.py --config=configs/audio_tokenizer.py:shapes_decoder \
+  --workdir=runs/at_shapes_decoder --config.train.init_from=runs/at_shapes
+# The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32; then its
+# audio tokenizer replaced by the one with the retrained decoder.
 bundle lm runs/lm_demo3 '"bfloat16"'
+bundle lm/audio_tokenizer runs/at_shapes_decoder
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"
