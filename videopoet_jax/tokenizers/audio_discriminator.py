@@ -30,7 +30,8 @@ STFT_BLOCK_STRIDES = ((1, 2), (2, 2))
 class GroupedConv1d(nnx.Module):
   """`nnx.Conv(in, out, (k,), strides=(s,), feature_group_count=g, padding="SAME")`, the same parameters
   (`kernel [k, in/g, out]`, `bias [out]`) and outputs, computed as k strided slices and one matmul per
-  group: XLA's grouped conv is very slow on CPU (the waveform discriminator's backward took ~10 s a step).
+  group: with XLA's grouped conv a waveform discriminator's gradient is 5x slower on CPU
+  (bench/discriminators.py).
 
   `[B, N, in] -> [B, ceil(N / s), out]`."""
 

@@ -31,7 +31,8 @@ def _blur_pool_axis(x: jax.Array, axis: int) -> jax.Array:
 def blur_pool_3d(x: jax.Array) -> jax.Array:
   """[1, 2, 1]^3 blur then stride 2 in T, H, W: `[B, T, H, W, C] -> [B, ceil(T/2), H/2, W/2, C]`.
 
-  Separable, as shifted sums: XLA's grouped (depthwise) 3D conv is ~10x slower on CPU, backward worse."""
+  Separable, as shifted sums: with XLA's depthwise 3D conv the discriminator's gradient is 3x slower on CPU
+  (bench/discriminators.py)."""
   for axis in (1, 2, 3):
     x = _blur_pool_axis(x, axis)
   return x
