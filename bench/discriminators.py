@@ -10,7 +10,6 @@ outputs are the same (tests/test_*_tokenizer_training.py); on CPU the grouped an
 slow part of an adversarial step. Prints one JSON line: seconds per gradient (median) and the speed-up.
 """
 
-import importlib.util
 import os
 import platform
 
@@ -20,6 +19,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from flax import nnx
 
+from videopoet_jax.config_utils import load_config_file
 from videopoet_jax.tokenizers import audio_discriminator
 from videopoet_jax.tokenizers import discriminator as video_discriminator
 
@@ -28,13 +28,6 @@ flags.DEFINE_string("out", "bench/discriminators.json", "Where to write the JSON
 FLAGS = flags.FLAGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _config(name: str, variant: str):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
 
 
 def _depthwise_blur_pool(x: jax.Array) -> jax.Array:
@@ -83,7 +76,7 @@ def main(argv):
   del argv
   result = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
 
-  video = _config("video_tokenizer", "world_sharp")
+  video = load_config_file(os.path.join(REPO, "configs", "video_tokenizer.py"), "world_sharp")
   clips = jax.random.uniform(
     jax.random.PRNGKey(0),
     (video.train.batch_size, video.data.frames, video.data.size, video.data.size, 3),
@@ -100,7 +93,7 @@ def main(argv):
     video_discriminator.blur_pool_3d = separable
   result["video_discriminator"] = _compare(ours, theirs, ("separable_blur_pool", "depthwise_conv"))
 
-  audio = _config("audio_tokenizer", "shapes_decoder")
+  audio = load_config_file(os.path.join(REPO, "configs", "audio_tokenizer.py"), "shapes_decoder")
   waves = jax.random.normal(jax.random.PRNGKey(0), (audio.train.batch_size, audio.data.clip_samples))
   make_wave = lambda: audio_discriminator.WaveDiscriminator(audio.disc, rngs=nnx.Rngs(0))  # noqa: E731
   ours = _grad_seconds(make_wave, waves, lambda out: out[0])
