@@ -74,6 +74,9 @@ def get_config(arg=None):
   config.model.narrow_upsample = False
   # Decoder norms also see the previous latent frame's codes (causal), not only the current one's.
   config.model.decoder_previous_codes = False
+  # Decoder pixel head: channels of each 2x upsampling step from the id grid to pixels (log2(patch_size)
+  # entries); () writes each patch_size^2 patch of pixels with one conv at the grid.
+  config.model.decoder_pixel_head = ()
   # GroupNorm groups (clipped to divide the channel count).
   config.model.norm_groups = 32
   # "zeros" or "edge" (replicate the border) spatial padding; "group" (per-frame GroupNorm) or "channel"
@@ -143,7 +146,7 @@ def get_config(arg=None):
     config.model.code_bits = 12
     config.model.entropy_group_bits = 6
     config.train.batch_size = 8
-  elif arg.variant in ("demo", "shapes", "world", "world_sharp"):
+  elif arg.variant in ("demo", "shapes", "world", "world_sharp", "world_head"):
     config.model.patch_size = 4
     config.model.base_channels = 32
     config.model.channel_multipliers = (1, 2, 4)
@@ -187,7 +190,7 @@ def get_config(arg=None):
       config.train.init_from = "videopoet_jax/assets/video_tokenizer"
       config.train.learning_rate = 5e-4
       config.train.steps = 1500
-    elif arg.variant in ("world", "world_sharp"):
+    elif arg.variant in ("world", "world_sharp", "world_head"):
       # A tokenizer made for the procedural world, trained from scratch on shapes_world only: every conv at
       # the 8x8 id grid (8x8 space-to-depth stem, time halved twice); the encoder sees one patch per id
       # (per-position norms, spatial kernel 1), so a flat background gets one id wherever it is.
@@ -227,6 +230,19 @@ def get_config(arg=None):
         config.disc.patch_size = 4
         config.disc.base_channels = 32
         config.disc.channel_multipliers = (2, 4)
+      if arg.variant == "world_head":
+        # The same diagnosis, fixed at the decoder's last layer: one conv wrote each 8x8 patch of pixels
+        # from its grid position's 48 features, a mix of per-patch basis images that drew every square
+        # and triangle as a blob. A pixel head draws at pixel resolution (8x8 -> 16 -> 32 -> 64, per
+        # frame); the rest of the decoder starts from the bundled one's, the encoder stays frozen.
+        config.model.decoder_pixel_head = (64, 32, 16)
+        config.train.init_from = "videopoet_jax/assets/lm/video_tokenizer"
+        config.train.trainable = "decoder"
+        config.train.steps = 1500
+        config.train.learning_rate = 1e-3
+        config.train.warmup_steps = 50
+        config.loss.l2_weight = 1.0
+        config.loss.l1_weight = 1.0
   elif arg.variant == "tiny":
     config.data.frames = 5
     config.data.size = 16
@@ -255,6 +271,6 @@ def get_config(arg=None):
   else:
     raise ValueError(
       f"unknown video tokenizer variant {arg.variant!r}: "
-      "tiny | demo | shapes | world | world_sharp | faithful64 | paper"
+      "tiny | demo | shapes | world | world_sharp | world_head | faithful64 | paper"
     )
   return config

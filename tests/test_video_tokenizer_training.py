@@ -168,6 +168,31 @@ def test_a_nonfinite_step_changes_nothing_and_a_run_of_them_stops_training(tiny_
     loop.fit(trainer, str(tmp_path), batches)
 
 
+def test_a_decoder_only_run_may_change_the_decoder_but_not_the_encoder(tiny_video_config, tmp_path):
+  """A decoder-only run with a pixel head (configs/video_tokenizer.py:world_head) starts from a tokenizer
+  without one: the encoder and the decoder weights both share are copied, the head is fresh; a change that
+  reaches the encoder is refused."""
+  config = tiny_video_config
+  source = trainer_lib.build_tokenizer(config, seed=3)
+  pretrained.export(str(tmp_path / "source"), nnx.state(source, nnx.Param), config)
+  config.train.init_from, config.train.trainable = str(tmp_path / "source"), "decoder"
+  config.model.decoder_pixel_head = (8,)
+  trainer = trainer_lib.Trainer(config)
+  started = nnx.merge(trainer.graphdef, jax.device_get(trainer.init().params))
+  for part in (lambda m: m.encoder, lambda m: m.decoder.mid):
+    for a, b in zip(*(jax.tree.leaves(nnx.state(part(m))) for m in (source, started)), strict=True):
+      np.testing.assert_array_equal(a, b)
+  assert started.decoder.conv_out.conv.kernel.value.shape[-1] == 3  # pixels, not patches: fresh
+  batch = _one_clip_batch(config)
+  np.testing.assert_array_equal(np.asarray(source.encode(batch)), np.asarray(started.encode(batch)))
+  config.train.trainable = "all"
+  with pytest.raises(ValueError, match="decoder_pixel_head"):
+    trainer_lib.Trainer(config).init()
+  config.train.trainable, config.model.base_channels = "decoder", 16
+  with pytest.raises(ValueError, match="base_channels"):
+    trainer_lib.Trainer(config).init()
+
+
 def test_a_decoder_only_run_keeps_every_id(tiny_video_config, tmp_path):
   """train.trainable="decoder": the encoder (and so the ids of any clip, what an LM was trained on) stays
   the source's, bit for bit, in the weights and in their EMA; the decoder trains."""

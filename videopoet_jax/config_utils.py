@@ -102,12 +102,30 @@ def _diff(saved: Any, current: Any, path: str, skip: tuple[str, ...]) -> list[st
   return [] if saved == current else [f"{path}: {saved!r} -> {current!r}"]
 
 
-def architecture_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-  """Lists `key: saved -> current` for every architecture value that differs."""
+# Architecture keys added after some exports were written, with the value those exports were built with
+# (the modules read them with the same default).
+LATER_ARCHITECTURE_KEYS = {"model.decoder_pixel_head": []}
+
+
+def _with_later_defaults(config: dict[str, Any]) -> dict[str, Any]:
+  config = {section: dict(values) for section, values in config.items() if isinstance(values, dict)}
+  for key, default in LATER_ARCHITECTURE_KEYS.items():
+    section, name = key.split(".")
+    config.setdefault(section, {}).setdefault(name, default)
+  return config
+
+
+def architecture_diff(
+  saved: dict[str, Any], current: dict[str, Any], may_differ: tuple[str, ...] = ()
+) -> list[str]:
+  """Lists `key: saved -> current` for every architecture value that differs, beside the keys in
+  `may_differ`."""
+  saved, current = _with_later_defaults(saved), _with_later_defaults(current)
+  skip = (*COMPUTE_ONLY_KEYS, *may_differ)
   return [
     line
     for section in ARCHITECTURE_SECTIONS
-    for line in _diff(saved.get(section, {}), current.get(section, {}), section, COMPUTE_ONLY_KEYS)
+    for line in _diff(saved.get(section, {}), current.get(section, {}), section, skip)
   ]
 
 
@@ -135,9 +153,12 @@ def run_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
   return _diff(saved, current, "", RUN_NEUTRAL_KEYS)
 
 
-def check_architecture(saved: dict[str, Any], current: dict[str, Any], where: str) -> None:
-  """Raises a readable ValueError when `current` cannot load parameters saved under `saved`."""
-  diffs = architecture_diff(saved, current)
+def check_architecture(
+  saved: dict[str, Any], current: dict[str, Any], where: str, may_differ: tuple[str, ...] = ()
+) -> None:
+  """Raises a readable ValueError when `current` cannot load parameters saved under `saved` (beside the
+  keys in `may_differ`)."""
+  diffs = architecture_diff(saved, current, may_differ)
   if diffs:
     lines = "\n  ".join(diffs)
     raise ValueError(

@@ -14,6 +14,7 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 from flax import nnx
 
 from videopoet_jax import config_utils, distributed
@@ -128,15 +129,45 @@ def load(path: str, build_module, trainer: str):
 
 
 def warm_start_params(
-  source: str, build_module, trainer: str, config, like: nnx.State, variables=nnx.Param
+  source: str,
+  build_module,
+  trainer: str,
+  config,
+  like: nnx.State,
+  variables=nnx.Param,
+  decoder_keys: tuple[str, ...] = (),
 ) -> nnx.State:
   """The `variables` (default: the parameters) of export (or workdir) `source` for a run of `config`, which
   must have the same architecture (a readable ValueError names the differences), cast to `like`'s dtypes
-  and placed with `like`'s shardings."""
+  and placed with `like`'s shardings.
+
+  `decoder_keys`: config keys (`model.x`) that shape only the top-level `decoder` and may differ from the
+  source's (a decoder-only run that changes the decoder): a decoder weight is copied where the source has
+  one of the same path and shape and keeps `like`'s fresh value otherwise; every other weight is copied.
+  """
   module, saved = load(source, build_module, trainer)
-  config_utils.check_architecture(config_utils.to_json_dict(saved), config_utils.to_json_dict(config), source)
-  place = lambda x, a: jax.device_put(x.astype(a.dtype), a.sharding)
-  return jax.tree.map(place, nnx.state(module, variables), like)
+  config_utils.check_architecture(
+    config_utils.to_json_dict(saved), config_utils.to_json_dict(config), source, decoder_keys
+  )
+  place = lambda x, a: jax.device_put(x.astype(a.dtype), a.sharding)  # noqa: E731
+  if not decoder_keys:
+    return jax.tree.map(place, nnx.state(module, variables), like)
+  keystr = jax.tree_util.keystr
+  source_leaves = {keystr(p): x for p, x in jax.tree_util.tree_leaves_with_path(nnx.state(module, variables))}
+  fresh = []
+
+  def pick(path, current):
+    value = source_leaves.get(keystr(path))
+    if value is not None and value.shape == current.shape:
+      return place(value, current)
+    if getattr(path[0], "key", None) != "decoder":
+      raise ValueError(f"{source} has no weight {keystr(path)} of shape {current.shape}")
+    fresh.append(keystr(path))
+    return current
+
+  params = jax.tree_util.tree_map_with_path(pick, like)
+  logging.info("decoder weights not in %s (fresh): %s", source, ", ".join(fresh) or "none")
+  return params
 
 
 def load_video_tokenizer(path: str | None = None):

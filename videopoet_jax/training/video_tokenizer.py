@@ -20,7 +20,7 @@ from flax import nnx, struct
 from videopoet_jax.data import tokenizer_clips
 from videopoet_jax.tokenizers import discriminator as disc_lib
 from videopoet_jax.tokenizers import lfq, pretrained
-from videopoet_jax.tokenizers.video import VideoTokenizer, param_count
+from videopoet_jax.tokenizers.video import DECODER_ARCHITECTURE_KEYS, VideoTokenizer, param_count
 from videopoet_jax.training import data_parallel, loop, optimizers
 
 # PSNR of a mean squared error measured on [-1, 1] pixels (peak-to-peak 2).
@@ -192,8 +192,14 @@ class Trainer(data_parallel.DataParallelTrainer):
     state = self.init_sharded(lambda: init_state(self.config)[2])
     if not self.config.train.init_from:
       return state
+    decoder_keys = DECODER_ARCHITECTURE_KEYS if optimizers.decoder_only(self.config.train) else ()
     params = pretrained.warm_start_params(
-      self.config.train.init_from, build_tokenizer, "video_tokenizer", self.config, state.params
+      self.config.train.init_from,
+      build_tokenizer,
+      "video_tokenizer",
+      self.config,
+      state.params,
+      decoder_keys=decoder_keys,
     )
     logging.info("weights initialized from %s", self.config.train.init_from)
     return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
