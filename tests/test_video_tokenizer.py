@@ -10,8 +10,8 @@ from videopoet_jax.tokenizers.video import VideoGeometry, VideoTokenizer
 
 
 @pytest.fixture(
-  params=[{}, {"decoder_previous_codes": True}, {"decoder_pixel_head": (8,)}],
-  ids=["own_codes", "previous_codes", "pixel_head"],
+  params=[{}, {"decoder_previous_codes": True}, {"decoder_patch_hidden": 16}],
+  ids=["own_codes", "previous_codes", "patch_mlp"],
 )
 def tokenizer(request, tiny_video_config):
   model_config = tiny_video_config.model.copy_and_resolve_references()
@@ -67,13 +67,6 @@ def test_a_local_encoder_gives_a_flat_region_one_id_and_keeps_changes_in_their_p
   np.testing.assert_array_equal(moved, expected)
   model_config.spatial_downsample = (True, False)
   with pytest.raises(ValueError, match="skip pixels"):
-    VideoTokenizer(model_config, rngs=nnx.Rngs(0))
-
-
-def test_a_pixel_head_needs_one_step_per_halving_of_the_patch(tiny_video_config):
-  model_config = tiny_video_config.model.copy_and_resolve_references()
-  model_config.decoder_pixel_head = (8, 8)  # patch_size 2: one 2x step
-  with pytest.raises(ValueError, match="log2"):
     VideoTokenizer(model_config, rngs=nnx.Rngs(0))
 
 

@@ -70,7 +70,7 @@ class VideoGeometry:
 
 # Config keys that shape only the decoder: a decoder-only run (`train.trainable="decoder"`) may change them
 # and still start from a tokenizer whose encoder, so every id, it keeps.
-DECODER_ARCHITECTURE_KEYS = ("model.decoder_pixel_head",)
+DECODER_ARCHITECTURE_KEYS = ("model.decoder_patch_hidden",)
 
 
 def _channels(model: ml_collections.ConfigDict) -> list[int]:
@@ -182,15 +182,13 @@ class Decoder(nnx.Module):
     self.norms, self.blocks, self.ups = nnx.List(norms), nnx.List(blocks), nnx.List(ups)
     self.up_factors = tuple(up_factors)
     self.norm_out = frame_norm(c_in, groups, style["norm"], rngs=rngs)
-    # Without a pixel head, one conv writes each patch_size^2 patch of pixels at once from its grid
-    # position's features; with one, each step doubles the resolution (conv -> depth-to-space -> norm),
-    # so an edge is drawn at pixel resolution rather than as a mix of per-patch basis images.
-    head = tuple(model.get("decoder_pixel_head", ()))
-    self.head_convs, self.head_norms = pixel_head(c_in, head, model.patch_size, groups, style, rngs)
-    c_last = head[-1] if head else c_in
-    out_factor = 1 if head else model.patch_size
-    self.conv_out = CausalConv3d(c_last, 3 * out_factor**2, **conv)
-    self.out_factor = out_factor
+    # One conv writes each patch_size^2 patch of pixels from the features around its grid position: a
+    # linear mix of per-patch basis images. With `decoder_patch_hidden`, that conv writes a hidden layer
+    # and a per-position linear layer the patch: an MLP that can place an edge anywhere in its patch.
+    hidden = model.get("decoder_patch_hidden", 0)
+    patch_channels = 3 * model.patch_size**2
+    self.conv_out = CausalConv3d(c_in, hidden or patch_channels, **conv)
+    self.patch_out = CausalConv3d(hidden, patch_channels, kernel_size=1, rngs=rngs) if hidden else None
 
   def __call__(self, codes: jax.Array) -> jax.Array:
     norm_codes = codes
@@ -206,32 +204,10 @@ class Decoder(nnx.Module):
         h = block(h)
       if i < len(self.ups):
         h = depth_to_space(self.ups[i](h), *self.up_factors[i])
-    h = nnx.swish(self.norm_out(h))
-    for conv, norm in zip(self.head_convs, self.head_norms, strict=True):
-      h = nnx.swish(norm(depth_to_space(conv(h), 1, 2)))
-    return depth_to_space(self.conv_out(h), 1, self.out_factor)
-
-
-def pixel_head(c_in: int, channels: tuple[int, ...], patch_size: int, groups: int, style: dict, rngs):
-  """The decoder's per-frame upsampling steps from the id grid to pixels: one (1, 3, 3) conv to
-  `4 * channels[i]` and a 2x depth-to-space per entry (log2(patch_size) entries; none: no head).
-
-  Returns `(convs, norms)` as nnx.Lists."""
-  if channels and 2 ** len(channels) != patch_size:
-    raise ValueError(
-      f"model.decoder_pixel_head needs log2(patch_size={patch_size}) entries (one per 2x step), "
-      f"got {channels}"
-    )
-  convs, norms = [], []
-  for c in channels:
-    convs.append(
-      CausalConv3d(
-        c_in, 4 * c, kernel_size=1, spatial_kernel=3, spatial_padding=style["spatial_padding"], rngs=rngs
-      )
-    )
-    norms.append(frame_norm(c, groups, style["norm"], rngs=rngs))
-    c_in = c
-  return nnx.List(convs), nnx.List(norms)
+    h = self.conv_out(nnx.swish(self.norm_out(h)))
+    if self.patch_out is not None:
+      h = self.patch_out(nnx.swish(h))
+    return depth_to_space(h, 1, self.patch_size)
 
 
 def check_video(video, geometry: VideoGeometry) -> None:

@@ -78,12 +78,22 @@ def init_state(config: ml_collections.ConfigDict) -> tuple[nnx.GraphDef, nnx.Gra
   return graphdef, disc_graphdef, state
 
 
+def edge_l1(recon: jax.Array, target: jax.Array) -> jax.Array:
+  """Mean L1 distance between the horizontal and vertical pixel differences of two `[B, T, H, W, 3]`
+  videos: zero on flat regions, so an object's outline weighs as much as the whole background (plain L2
+  lets a codebook spend its ids on colour and draw every shape as the same blob)."""
+  dx = lambda v: v[:, :, :, 1:] - v[:, :, :, :-1]  # noqa: E731
+  dy = lambda v: v[:, :, 1:] - v[:, :, :-1]  # noqa: E731
+  return jnp.mean(jnp.abs(dx(recon) - dx(target))) + jnp.mean(jnp.abs(dy(recon) - dy(target)))
+
+
 def generator_loss(params, graphdef, disc_graphdef, disc_params, batch, config, step):
   """Returns (total loss, (metrics, reconstruction, ids))."""
   loss_cfg = config.loss
   recon, z, codes = nnx.merge(graphdef, optimizers.with_frozen_encoder(params, config.train))(batch)
   mse = jnp.mean((recon - batch) ** 2)
   l1 = jnp.mean(jnp.abs(recon - batch))
+  edges = edge_l1(recon, batch)
   commitment = jnp.mean((z - jax.lax.stop_gradient(jnp.sign(codes))) ** 2)
   per_sample, codebook = lfq.entropy_terms(
     z, config.model.entropy_group_bits, loss_cfg.entropy_inv_temperature
@@ -91,6 +101,7 @@ def generator_loss(params, graphdef, disc_graphdef, disc_params, batch, config, 
   total = (
     loss_cfg.l2_weight * mse
     + loss_cfg.l1_weight * l1
+    + loss_cfg.get("edge_weight", 0.0) * edges
     + loss_cfg.commitment_weight * commitment
     + entropy_weight(loss_cfg, step) * (per_sample - codebook)
   )
@@ -98,6 +109,7 @@ def generator_loss(params, graphdef, disc_graphdef, disc_params, batch, config, 
     "psnr": psnr(mse),
     "mse": mse,
     "l1": l1,
+    "edge_l1": edges,
     "commitment": commitment,
     "entropy_per_sample": per_sample,
     "entropy_codebook": codebook,
@@ -186,20 +198,20 @@ class Trainer(data_parallel.DataParallelTrainer):
 
   def init(self, batch: jax.Array | None = None) -> TrainState:
     """A fresh state (the batch is unused: nothing here is initialized from data); with
-    `train.init_from`, the weights (and their EMA) start from that export's (fine-tuning)."""
+    `train.init_from`, the weights (and their EMA) start from that export's (fine-tuning; a decoder that
+    differs in DECODER_ARCHITECTURE_KEYS starts from the weights both share)."""
     del batch
     optimizers.check_trainable(self.config.train)
     state = self.init_sharded(lambda: init_state(self.config)[2])
     if not self.config.train.init_from:
       return state
-    decoder_keys = DECODER_ARCHITECTURE_KEYS if optimizers.decoder_only(self.config.train) else ()
     params = pretrained.warm_start_params(
       self.config.train.init_from,
       build_tokenizer,
       "video_tokenizer",
       self.config,
       state.params,
-      decoder_keys=decoder_keys,
+      decoder_keys=DECODER_ARCHITECTURE_KEYS,
     )
     logging.info("weights initialized from %s", self.config.train.init_from)
     return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))

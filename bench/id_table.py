@@ -1,0 +1,112 @@
+"""Whether each video id, alone, says what its patch looks like: a table of each id's mean patch.
+
+  python bench/id_table.py [--video_tokenizer=DIR] [--num_train=3000] [--num=200] [--out=bench/id_table.json]
+
+Encodes the first frames of `num_train` shapes_world training clips (the first latent frame is that frame
+alone: no motion to encode), counts their distinct ids, and averages the pixels of every patch each id was
+given: a decoder that sees one id at a time. Then rebuilds the first frames of `num` validation clips from
+that table and from the tokenizer's own decoder, and reads the object's shape from each (the analysis of
+`videopoet_jax/eval/shapes_video.py`, one frame). Where even the table cannot tell the shapes apart, the
+encoder spends too few ids on outlines and no decoder can draw them (`bench/id_probe.py` reads a clip's
+shape from all of its ids, size and motion included). Prints one JSON line.
+"""
+
+import os
+import platform
+import time
+
+import bench_common
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from videopoet_jax.data import media, shapes_world_dataset
+from videopoet_jax.data import shapes_world as world
+from videopoet_jax.eval import intervals
+from videopoet_jax.eval import shapes_video as analysis
+from videopoet_jax.tokenizers import pretrained
+
+flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: the bundled model's).")
+flags.DEFINE_integer("num_train", 3000, "Training clips whose first frames fill the table.")
+flags.DEFINE_integer("num", 200, "Validation clips scored.")
+flags.DEFINE_integer("batch_size", 100, "Frames per tokenizer call.")
+flags.DEFINE_string("out", "bench/id_table.json", "Where to write the JSON result.")
+FLAGS = flags.FLAGS
+
+
+def first_frames(split: str, num: int) -> tuple[list[dict], np.ndarray]:
+  """`(examples, [num, 1, H, W, 3] uint8)`: the first frames of `split`'s first `num` clips."""
+  first = shapes_world_dataset.SPLIT_SEEDS[split]
+  examples = [world.render(first + i) for i in range(num)]
+  return examples, np.stack([e["video"][:1] for e in examples])
+
+
+def patches(frames: np.ndarray, p: int) -> np.ndarray:
+  """`[N, 1, H, W, 3]` -> `[N, H/p, W/p, p, p, 3]` float64."""
+  n, _, h, w, c = frames.shape
+  return frames[:, 0].reshape(n, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5).astype(np.float64)
+
+
+def shape_rate(examples: list[dict], frames: np.ndarray) -> dict:
+  """The rate at which the shape read from `[N, H, W, 3]` frames is the example's first object's."""
+  correct = []
+  for example, frame in zip(examples, frames, strict=True):
+    masks, _ = analysis.object_masks(frame[None], analysis.background_rgb(frame[None]))
+    correct.append(analysis.shape_of(masks)[0] == example["objects"][0]["shape"])
+  return intervals.summarize_rate(correct)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  start = time.perf_counter()
+  path = FLAGS.video_tokenizer or os.path.join(pretrained.bundled_path("lm"), "video_tokenizer")
+  tokenizer, _ = pretrained.load_video_tokenizer(path)
+  p = tokenizer.geometry.spatial_factor
+  encode, decode = jax.jit(tokenizer.encode), jax.jit(tokenizer.decode)
+  batched = (
+    lambda fn, x: np.concatenate(  # noqa: E731
+      [np.asarray(fn(x[i : i + FLAGS.batch_size])) for i in range(0, len(x), FLAGS.batch_size)]
+    )
+  )
+
+  _, train = first_frames("train", FLAGS.num_train)
+  train_ids = batched(encode, media.to_model_range(train))[:, 0].reshape(-1)  # [N * h * w]
+  train_patches = patches(train, p).reshape(len(train_ids), -1)
+  distinct, index = np.unique(train_ids, return_inverse=True)
+  table = np.zeros((len(distinct), train_patches.shape[1]))
+  np.add.at(table, index, train_patches)
+  table /= np.bincount(index)[:, None]
+
+  examples, frames = first_frames("validation", FLAGS.num)
+  ids = batched(encode, media.to_model_range(frames))  # [num, 1, h, w]
+  found = np.searchsorted(distinct, ids.reshape(-1)).clip(0, len(distinct) - 1)
+  known = distinct[found] == ids.reshape(-1)
+  mean_patch = train_patches.mean(axis=0)
+  rows = np.where(known[:, None], table[found], mean_patch)
+  n, _, h, w = ids.shape
+  from_table = rows.reshape(n, h, w, p, p, 3).transpose(0, 1, 3, 2, 4, 5).reshape(n, h * p, w * p, 3)
+  decoded = media.from_model_range(batched(decode, ids))[:, 0]
+  psnr = lambda x: float(10 * np.log10(255**2 / np.mean((x.astype(np.float64) - frames[:, 0]) ** 2)))  # noqa: E731
+  result = {
+    "machine": platform.processor() or platform.machine(),
+    "cpu_count": os.cpu_count(),
+    "video_tokenizer": path,
+    "num_train": FLAGS.num_train,
+    "distinct_first_frame_ids": int(len(distinct)),
+    "codebook": tokenizer.geometry.codebook_size,
+    "validation_ids_in_table": float(known.mean()),
+    "shape": {
+      "ground_truth": shape_rate(examples, frames[:, 0]),
+      "decoder": shape_rate(examples, decoded),
+      "id_table": shape_rate(examples, np.round(from_table).clip(0, 255).astype(np.uint8)),
+      "chance": 1 / len(world.SHAPES),
+    },
+    "psnr": {"decoder": psnr(decoded), "id_table": psnr(from_table)},
+    "seconds": round(time.perf_counter() - start, 1),
+  }
+  bench_common.emit(result, FLAGS.out)
+
+
+if __name__ == "__main__":
+  app.run(main)
