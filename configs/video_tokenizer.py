@@ -19,6 +19,11 @@ Variants:
             adversarially (encoder frozen: every id, so the LM, stays valid), for edges sharp enough to
             tell the shapes apart. 300 steps (2.6 s each) left the shapes as blurred as before and the
             discriminator near chance; an L1-only decoder run (400 steps) left the shape ceiling at 0.34.
+  world_edges -- an experiment, not shipped: the bundled LM's world tokenizer fine-tuned whole (every id
+            changes) with an edge loss and an MLP per output patch, to give outlines ids of their own.
+            Stopped at step 1,000 of 3,000 (0.78 s a step) with no sign of it (`bench/id_table.py
+            --num_train=1000`: 216 distinct first-frame ids against the bundled one's 201; shape read from
+            its decoder 0.30, from the id table 0.40, against 0.35 / 0.44; 200 validation clips).
   faithful64 -- the paper's layer pattern at 64x64 with 32 base channels (full 3x3x3 convs at full
                 resolution; ~50 s/step at batch 8 on that CPU), for accelerators.
   paper  -- MAGVIT-v2 as in the paper (17x128x128 -> 5x16x16, 18 bits, 128 base channels, mults 1,2,2,4,
@@ -239,7 +244,7 @@ def get_config(arg=None):
         # decoder 0.35; decoder-only runs, with a per-frame 2x-upsampling head or L1 or a GAN, stayed at
         # 0.34). Encoder and decoder fine-tuned together, with an edge term (outlines cost as much as
         # the background) and an MLP per output patch (which can place an edge anywhere in its patch);
-        # every id changes, so a new LM follows.
+        # every id changes, so a new LM would follow. Stopped at step 1,000 with no sign of it (header).
         config.model.decoder_patch_hidden = 256
         config.train.init_from = "videopoet_jax/assets/lm/video_tokenizer"
         config.train.steps = 3000
