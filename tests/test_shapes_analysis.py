@@ -276,3 +276,15 @@ def test_bridges_and_backward_extensions_are_scored(combination_clips):
     # The second before, played the wrong way round, jumps at the join.
     reversed_second = np.concatenate([clip["video"][:later][::-1], clip["video"][later:]])
     assert not shapes_scores.score_sample("backward", reversed_second, given)["joined"]
+
+
+def test_a_loop_is_seamless_where_its_last_frame_leads_into_its_first(combination_clips):
+  """A moving clip that returns the way it came loops without a seam; the clip alone (the trivial loop) jumps
+  from where the object ends back to where it started."""
+  clip = next(c for c in combination_clips if not c["bounce_frames"] and c["direction"] != "still")
+  there_and_back = np.concatenate([clip["video"], clip["video"][-2:0:-1]])
+  assert shapes_scores.score_sample("loop", there_and_back, {})["seamless"]
+  trivial = shapes_scores.trivial_output("loop", clip)
+  scores = shapes_scores.score_sample("loop", trivial, {})
+  assert not scores["seamless"]
+  assert scores["analysis"]["seam_change"] > scores["analysis"]["median_change"] > 0

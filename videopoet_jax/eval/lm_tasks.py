@@ -106,7 +106,9 @@ def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, se
     seed=seed,
     image=np.stack([e["video"][0] for e in examples]),
     last_image=np.stack([e["video"][-1] for e in examples]) if name == "bridge" else None,
-    video=None if name == "bridge" else np.stack([e["video"] for e in examples]),
+    # A loop is made from the prompt (text_to_video, then a bridge back to its first frame), so that every
+    # frame of it is decoded: the test clip's own crisp frames beside decoded ones would make the seam.
+    video=None if name in ("bridge", "loop") else np.stack([e["video"] for e in examples]),
     structure=np.stack([conditioning.structure_clip(e) for e in examples]) if name == "stylize" else None,
     seconds={"extend": EXTEND_SECONDS, "backward": BACKWARD_SECONDS}.get(task),
     direction="backward" if task == "backward" else "forward",

@@ -65,6 +65,9 @@ TASK_CRITERIA: dict[str, tuple[Criterion, ...]] = {
   "bridge": _rates(last_frame_close=0.8, path_monotonic=0.8),
   # One second generated before the test clip: it joins the clip without a jump, keeps the object, moves.
   "backward": _rates(joined=0.8, object_kept=0.8, moving=0.8),
+  # The test clip closed into a loop (the clip, then a bridge from its last frame back to its first): the
+  # seam (last frame -> first) changes no more than the loop's median frame-to-frame change.
+  "loop": _rates(seamless=0.8),
 }
 AUDIO_TASKS = ("video_to_audio", "text_to_audio")
 # `extend` looks at the last second of the extended video (FPS steps).
@@ -171,6 +174,16 @@ def _score_bridge(video: np.ndarray, truth: dict) -> dict:
   }
 
 
+def _score_loop(video: np.ndarray) -> dict:
+  """`seamless`: the mean absolute pixel change from a `[T, H, W, 3]` loop's last frame to its first is at
+  most the median change between its consecutive frames."""
+  frames = np.asarray(video, np.float32)
+  changes = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+  seam = float(np.abs(frames[0] - frames[-1]).mean())
+  median = float(np.median(changes))
+  return {"seamless": seam <= median, "analysis": {"seam_change": seam, "median_change": median}}
+
+
 def _score_backward(video: np.ndarray, truth: dict) -> dict:
   """The generated frames are those before the given clip (`truth["video"]`, the output's last frames)."""
   new = len(video) - len(truth["video"])
@@ -221,6 +234,8 @@ def score_video(task: str, video: np.ndarray, truth: dict) -> dict:
     return _score_bridge(video, truth)
   if task == "backward":
     return _score_backward(video, truth)
+  if task == "loop":
+    return _score_loop(video)
   if task == "image_to_video":
     video = video[1:]  # the generated frames only: frame 0 is the given image
   analysis = shapes_video.analyze_video(video)
@@ -279,7 +294,8 @@ def trivial_output(task: str, example: dict) -> np.ndarray | None:
   """The output of the task's trivial baseline for a shapes_world example (None: the task has none beyond
   chance): image_to_video copies the given image into every frame, stylize returns the structure video
   itself, video_to_audio is silent, extend freezes the input's last frame, bridge holds the first frame for
-  half the clip and cuts to the last, backward freezes the clip's first frame for a second before it."""
+  half the clip and cuts to the last, backward freezes the clip's first frame for a second before it, loop
+  plays the clip again from its start."""
   video = np.asarray(example["video"])
   if task == "image_to_video":
     return np.repeat(video[:1], len(video), axis=0)
@@ -296,6 +312,8 @@ def trivial_output(task: str, example: dict) -> np.ndarray | None:
     )
   if task == "backward":
     return np.concatenate([np.repeat(video[:1], world.FPS, axis=0), video])
+  if task == "loop":
+    return video
   return None
 
 
