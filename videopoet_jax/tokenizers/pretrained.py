@@ -142,7 +142,7 @@ def warm_start_params(
   and placed with `like`'s shardings.
 
   `decoder_keys`: config keys (`model.x`) that shape only the top-level `decoder` and may differ from the
-  source's (a decoder-only run that changes the decoder): a decoder weight is copied where the source has
+  source's (a run that changes only the decoder): a decoder weight is copied where the source has
   one of the same path and shape and keeps `like`'s fresh value otherwise; every other weight is copied.
   """
   module, saved = load(source, build_module, trainer)

@@ -68,8 +68,8 @@ class VideoGeometry:
     return 1 + (t - 1) * self.temporal_factor, h * self.spatial_factor, w * self.spatial_factor
 
 
-# Config keys that shape only the decoder: a decoder-only run (`train.trainable="decoder"`) may change them
-# and still start from a tokenizer whose encoder, so every id, it keeps.
+# Config keys that shape only the decoder: a run from `train.init_from` may change them (the decoder weights
+# both share are copied, the others start fresh); with `train.trainable="decoder"` every id stays the same.
 DECODER_ARCHITECTURE_KEYS = ("model.decoder_patch_hidden",)
 
 
