@@ -1,0 +1,109 @@
+"""The super-resolution stage's building blocks: axial windows, the masked-token objective and its
+augmentations, and the non-autoregressive sampler with guidance on two conditions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from videopoet_jax.decoding import masked_sampler
+from videopoet_jax.model import windows
+from videopoet_jax.training import masked_tokens
+
+GRID = (2, 5, 8, 12, 3)  # [B, T, H, W, C]
+# VideoPoet's first SR stage's layout at this grid: vertical, horizontal and temporal windows.
+WINDOWS = [(1, 8, 4), (1, 4, 12), (5, 4, 4)]
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_window_partitioning_inverts_exactly_and_tiles_blocks(window):
+  x = jnp.arange(np.prod(GRID), dtype=jnp.float32).reshape(GRID)
+  parts = windows.partition(x, window)
+  assert parts.shape == (GRID[0] * np.prod(GRID[1:4]) // np.prod(window), np.prod(window), GRID[4])
+  np.testing.assert_array_equal(windows.merge(parts, window, GRID[:4]), x)
+  wt, wh, ww = window
+  first = x[0, :wt, :wh, :ww].reshape(-1, GRID[4])
+  np.testing.assert_array_equal(parts[0], first)  # the first window is the grid's first block
+  with pytest.raises(ValueError, match="must divide"):
+    windows.partition(x, (1, 3, 4))
+
+
+def test_the_masked_objective_scores_hidden_tokens_only():
+  key = jax.random.PRNGKey(0)
+  logits = jax.random.normal(key, (2, 10, 7))
+  targets = jax.random.randint(jax.random.PRNGKey(1), (2, 10), 0, 7)
+  hidden = jnp.zeros((2, 10), bool).at[:, :4].set(True)
+  loss = masked_tokens.masked_token_loss(logits, targets, hidden)
+  visible_changed = logits.at[:, 4:].set(100.0)
+  np.testing.assert_allclose(masked_tokens.masked_token_loss(visible_changed, targets, hidden), loss)
+  hidden_changed = logits.at[:, :4].set(0.0)
+  assert float(masked_tokens.masked_token_loss(hidden_changed, targets, hidden)) != float(loss)
+  np.testing.assert_allclose(
+    loss, masked_tokens.masked_token_loss(logits[:, :4], targets[:, :4], hidden[:, :4])
+  )
+
+
+def test_random_masks_follow_the_cosine_schedule():
+  masks = masked_tokens.random_mask(jax.random.PRNGKey(0), 2000, 64)
+  counts = np.asarray(masks.sum(axis=1))
+  assert counts.min() >= 1 and counts.max() <= 64
+  # E[cos(pi/2 u)] = 2/pi of the tokens hidden on average.
+  assert abs(counts.mean() / 64 - 2 / np.pi) < 0.02
+  assert float(masked_tokens.cosine_mask_ratio(jnp.array(0.0))) == 1.0
+
+
+def test_condition_augmentations():
+  ids = jnp.arange(4000).reshape(4, 1000) % 512
+  key = jax.random.PRNGKey(0)
+  np.testing.assert_array_equal(masked_tokens.resample_ids(key, ids, 0.0, 512), ids)
+  noisy = masked_tokens.resample_ids(key, ids, jnp.array([0.0, 0.1, 0.5, 1.0]), 512)
+  changed = np.asarray((noisy != ids).mean(axis=1))
+  assert changed[0] == 0 and abs(changed[1] - 0.1) < 0.04 and abs(changed[2] - 0.5) < 0.06
+  assert changed[3] > 0.98 and int(noisy.max()) < 512  # a redraw may land on the same id
+  keep_text, keep_low_res = masked_tokens.condition_dropout(key, 10_000, 0.1)
+  assert abs(1 - float(keep_text.mean()) - 0.1) < 0.01 and abs(1 - float(keep_low_res.mean()) - 0.1) < 0.01
+  # Independent draws: both dropped in about 1% of examples.
+  assert abs(float((~keep_text & ~keep_low_res).mean()) - 0.01) < 0.004
+
+
+def test_guidance_at_scale_one_is_the_conditional_logits():
+  both, low_res_only, neither = (jax.random.normal(jax.random.PRNGKey(i), (2, 5, 9)) for i in range(3))
+  guided = masked_sampler.two_condition_guidance(both, low_res_only, neither, 1.0, 1.0)
+  np.testing.assert_allclose(guided, both, atol=1e-6)
+  no_text = masked_sampler.two_condition_guidance(both, low_res_only, neither, 0.0, 1.0)
+  np.testing.assert_allclose(no_text, low_res_only, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps,length", [(24, 320), (4, 4), (1, 7)])
+def test_the_schedule_reveals_every_id_once_in_its_steps(steps, length):
+  counts = masked_sampler.hidden_counts(steps, length)
+  assert len(counts) == steps and counts[-1] == 0
+  assert np.all(np.diff(np.concatenate([[length], counts])) < 0)
+  with pytest.raises(ValueError, match="steps must be"):
+    masked_sampler.hidden_counts(length + 1, length)
+
+
+def test_a_sampler_step_never_reveals_a_token_twice():
+  """Every step's revealed ids are final; each step reveals exactly the schedule's count; the result is
+  deterministic for a key."""
+  batch, length, vocab, steps = 3, 40, 11, 6
+  counts = masked_sampler.hidden_counts(steps, length)
+  history = []
+
+  def logits_fn(ids, hidden):
+    history.append((np.asarray(ids), np.asarray(hidden)))
+    return jax.random.normal(jax.random.PRNGKey(len(history)), (batch, length, vocab))
+
+  with jax.disable_jit():
+    ids = masked_sampler.sample(logits_fn, jax.random.PRNGKey(7), batch, length, steps)
+  history.append((np.asarray(ids), np.zeros((batch, length), bool)))
+  for step in range(steps):
+    (before, hidden_before), (after, hidden_after) = history[step], history[step + 1]
+    visible = ~hidden_before
+    np.testing.assert_array_equal(after[visible], before[visible])
+    assert not (hidden_after & visible).any()
+    np.testing.assert_array_equal(hidden_after.sum(axis=1), counts[step])
+  history.clear()
+  with jax.disable_jit():
+    again = masked_sampler.sample(logits_fn, jax.random.PRNGKey(7), batch, length, steps)
+  np.testing.assert_array_equal(again, ids)
