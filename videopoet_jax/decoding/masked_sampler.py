@@ -39,22 +39,27 @@ def two_condition_guidance(
 def reveal_step(
   key: jax.Array, logits: jax.Array, ids: jax.Array, hidden: jax.Array, keep_hidden, temperature: float
 ) -> tuple[jax.Array, jax.Array]:
-  """One step: a candidate for every position from `[B, L, V]` logits (temperature 0: argmax), then the
+  """One step: a candidate for every position from `[B, L, K, V]` logits (K sub-ids of log2(V) bits each,
+  lowest first, as `model/sr_transformer.py` factorizes; K=1: one id; temperature 0: argmax), then the
   `keep_hidden` least confident hidden positions of each example stay hidden and the other hidden ones take
-  their candidates. Confidence is the candidate's log-probability plus Gumbel noise scaled by the
-  temperature (MaskGIT's randomized choice). Visible ids never change. Returns `(ids, hidden)`, `[B, L]`."""
+  their candidates. Confidence is the candidate's log-probability (summed over its sub-ids) plus Gumbel noise
+  scaled by the temperature (MaskGIT's randomized choice). Visible ids never change. Returns `(ids,
+  hidden)`, `[B, L]`."""
   sample_key, noise_key = jax.random.split(key)
   if temperature > 0:
     candidates = jax.random.categorical(sample_key, logits / temperature, axis=-1)
   else:
     candidates = jnp.argmax(logits, axis=-1)
   log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  confidence = jnp.take_along_axis(log_probs, candidates[..., None], axis=-1)[..., 0]
+  confidence = jnp.take_along_axis(log_probs, candidates[..., None], axis=-1)[..., 0].sum(axis=-1)
   confidence = confidence + temperature * jax.random.gumbel(noise_key, confidence.shape)
   confidence = jnp.where(hidden, confidence, jnp.inf)  # visible ids rank last: never hidden again
   ranks = jnp.argsort(jnp.argsort(confidence, axis=-1), axis=-1)
   still_hidden = ranks < keep_hidden
-  return jnp.where(hidden & ~still_hidden, candidates.astype(ids.dtype), ids), still_hidden
+  sub_bits = (logits.shape[-1] - 1).bit_length() if logits.shape[-2] > 1 else 0
+  shifts = jnp.arange(logits.shape[-2]) * sub_bits
+  merged = jnp.sum(candidates << shifts, axis=-1).astype(ids.dtype)
+  return jnp.where(hidden & ~still_hidden, merged, ids), still_hidden
 
 
 def sample(
@@ -65,8 +70,8 @@ def sample(
   steps: int,
   temperature: float = 1.0,
 ) -> jax.Array:
-  """`[batch, length]` ids from `logits_fn(ids [B, L], hidden [B, L] bool) -> [B, L, V]` (guidance inside it)
-  in `steps` reveal steps; deterministic for `key`. Hidden positions hold 0 in the `ids` passed to it."""
+  """`[batch, length]` ids from `logits_fn(ids [B, L], hidden [B, L] bool) -> [B, L, K, V]` (guidance inside
+  it) in `steps` reveal steps; deterministic for `key`. Hidden positions hold 0 in the `ids` passed to it."""
   counts = jnp.asarray(hidden_counts(steps, length))
 
   def body(step, carry):

@@ -31,8 +31,11 @@ def random_mask(key: jax.Array, batch: int, length: int) -> jax.Array:
 
 def masked_token_loss(logits: jax.Array, targets: jax.Array, hidden: jax.Array) -> jax.Array:
   """Mean cross-entropy of `[B, L, V]` logits against `[B, L]` int targets over the hidden positions only
-  (`[B, L]` bool); the visible ones carry no loss."""
+  (`[B, L]` bool); the visible ones carry no loss. Factorized ids (`[B, L, K, V]` logits, `[B, L, K]`
+  sub-id targets) score the sum over their K sub-ids (the id's negative log-likelihood)."""
   losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  if losses.ndim > hidden.ndim:
+    losses = losses.sum(axis=-1)
   weights = hidden.astype(losses.dtype)
   return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
