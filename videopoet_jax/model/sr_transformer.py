@@ -22,7 +22,7 @@ import ml_collections
 from flax import nnx
 
 from videopoet_jax.model import windows as windows_lib
-from videopoet_jax.model.transformer import MLP, RMSNorm
+from videopoet_jax.model.transformer import MASKED_LOGIT, MLP, RMSNorm
 
 
 def split_factors(ids: jax.Array, code_bits: int, factors: int) -> jax.Array:
@@ -57,18 +57,17 @@ def check_model(model: ml_collections.ConfigDict) -> None:
     )
 
 
-class CrossAttention(nnx.Module):
-  """Multi-head attention from `[N, Q, W]` queries to `[N, K, W]` context, keys masked by `[N, K]` bool."""
+class ContextAttention(nnx.Module):
+  """Multi-head attention of `[N, Q, W]` queries over `[N, K, W]` context (itself for self-attention), keys
+  masked by `[N, K]` bool; no position encoding (the embeddings carry it)."""
 
   def __init__(self, model: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     self.heads, self.head_dim = model.heads, model.head_dim
     inner = model.heads * model.head_dim
     linear = lambda a, b: nnx.Linear(a, b, use_bias=False, rngs=rngs)  # noqa: E731
-    self.query, self.key, self.value = (
-      linear(model.width, inner),
-      linear(model.width, inner),
-      linear(model.width, inner),
-    )
+    self.query = linear(model.width, inner)
+    self.key = linear(model.width, inner)
+    self.value = linear(model.width, inner)
     self.out = linear(inner, model.width)
 
   def __call__(self, x: jax.Array, context: jax.Array, key_valid: jax.Array | None = None) -> jax.Array:
@@ -76,7 +75,7 @@ class CrossAttention(nnx.Module):
     q, k, v = split(self.query(x)), split(self.key(context)), split(self.value(context))
     logits = jnp.einsum("nqhd,nkhd->nhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
     if key_valid is not None:
-      logits = jnp.where(key_valid[:, None, None, :], logits, -1e30)
+      logits = jnp.where(key_valid[:, None, None, :], logits, MASKED_LOGIT)
     out = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(logits, axis=-1), v)
     return self.out(out.reshape(*out.shape[:2], -1))
 
@@ -90,9 +89,9 @@ class SRBlock(nnx.Module):
     self.cross_window = tuple(model.cross_window)
     norm = lambda: RMSNorm(model.width, rngs=rngs)  # noqa: E731
     self.self_norms = nnx.List([norm() for _ in self.windows])
-    self.self_attention = nnx.List([CrossAttention(model, rngs=rngs) for _ in self.windows])
-    self.low_res_norm, self.low_res_attention = norm(), CrossAttention(model, rngs=rngs)
-    self.text_norm, self.text_attention = norm(), CrossAttention(model, rngs=rngs)
+    self.self_attention = nnx.List([ContextAttention(model, rngs=rngs) for _ in self.windows])
+    self.low_res_norm, self.low_res_attention = norm(), ContextAttention(model, rngs=rngs)
+    self.text_norm, self.text_attention = norm(), ContextAttention(model, rngs=rngs)
     self.mlp_norm, self.mlp = norm(), MLP(model, rngs=rngs)
 
   def __call__(self, x, low_res, text, text_valid):
