@@ -12,6 +12,9 @@ Variants:
   shapes -- the tokenizer of the procedural world the bundled LM learns: the bundled general tokenizer
             fine-tuned on shapes_world audio only (hums and bounce clicks), 600 steps.
   shapes_decoder -- the bundled model's shapes tokenizer, decoder only, adversarially (its ids unchanged).
+            A second leg of 800 steps from its export (`--config.train.init_from=runs/at_shapes_decoder`,
+            a fresh discriminator; 43 min) lowered the pitch ceiling on validation seeds from 0.67 to 0.38
+            (the discriminator's loss near 1e-5 throughout): not kept.
   paper  -- VideoPoet parity at SoundStream's width (32 channels, 512-dim embedding) with the waveform
             and STFT discriminators and feature matching: for accelerators.
 """
