@@ -11,6 +11,7 @@ CONFIG_VARIANTS = {
   "video_tokenizer": ["tiny", "demo", "faithful64", "paper"],
   "audio_tokenizer": ["tiny", "demo", "paper"],
   "lm": ["tiny", "demo", "300m", "1b", "8b"],
+  "sr": ["tiny", "demo", "paper"],
 }
 
 

@@ -112,14 +112,21 @@ def test_a_sampler_step_never_reveals_a_token_twice():
   np.testing.assert_array_equal(again, ids)
 
 
-def _tiny_model():
-  return ml_collections.ConfigDict(
-    dict(
-      grid=(2, 4, 4), code_bits=6, factors=2, text_vocab=16, width=32, depth=1, heads=2, head_dim=16,
-      mlp_dim=64, windows=((1, 4, 2), (1, 2, 4), (2, 2, 2)), cross_window=(2, 2, 2),
-      dtype="float32", param_dtype="float32",
-    )
-  )  # fmt: skip
+def _sr_model(arg: str) -> ml_collections.ConfigDict:
+  from conftest import load_config
+
+  return load_config("sr", arg).model
+
+
+@pytest.mark.parametrize("arg, parameters", [("paper", 1.0e9), ("paper,stage=2", 0.5e9)])
+def test_the_paper_stages_have_the_papers_sizes_and_layouts(arg, parameters):
+  """VideoPoet's two SR stages: about 1B and 500M parameters (counted abstractly: nothing is allocated);
+  every window divides the grid and the low-resolution window is half the cross window."""
+  config = _sr_model(arg)
+  model = nnx.eval_shape(lambda: sr_transformer.SRTransformer(config, rngs=nnx.Rngs(0)))
+  count = sum(np.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  assert abs(count / parameters - 1) < 0.15, count
+  sr_transformer.check_model(config)
 
 
 def test_id_factorization_inverts():
@@ -132,7 +139,7 @@ def test_id_factorization_inverts():
 def test_a_tiny_sr_model_overfits_one_clip_and_samples_it_back():
   """The masked objective on one clip's ids, then the sampler (greedy, 4 steps) from the same conditions
   returns them."""
-  config = _tiny_model()
+  config = _sr_model("tiny")
   model = sr_transformer.SRTransformer(config, rngs=nnx.Rngs(0))
   ids = jax.random.randint(jax.random.PRNGKey(1), (1, *config.grid), 0, 2**config.code_bits)
   low_res = jax.random.randint(jax.random.PRNGKey(2), (1, 2, 2, 2), 0, 2**config.code_bits)
