@@ -65,8 +65,8 @@ TASK_CRITERIA: dict[str, tuple[Criterion, ...]] = {
   "bridge": _rates(last_frame_close=0.8, path_monotonic=0.8),
   # One second generated before the test clip: it joins the clip without a jump, keeps the object, moves.
   "backward": _rates(joined=0.8, object_kept=0.8, moving=0.8),
-  # The test clip closed into a loop (the clip, then a bridge from its last frame back to its first): the
-  # seam (last frame -> first) changes no more than the loop's median frame-to-frame change.
+  # The test caption's clip closed into a loop (text_to_video, then a bridge from its last frame back to its
+  # first): the seam (last frame -> first) changes no more than the loop's median frame-to-frame change.
   "loop": _rates(seamless=0.8),
 }
 AUDIO_TASKS = ("video_to_audio", "text_to_audio")
