@@ -5,6 +5,7 @@ import statistics
 import time
 
 import jax
+import numpy as np
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -26,3 +27,14 @@ def emit(result: dict, path: str) -> None:
   with open(path, "w") as f:
     f.write(line + "\n")
   print(line, flush=True)
+
+
+def batched(fn, items: np.ndarray, batch_size: int) -> np.ndarray:
+  """`fn` over `items` in batches of `batch_size` (the last one padded by repetition, so one shape
+  compiles), outputs concatenated."""
+  out = []
+  for i in range(0, len(items), batch_size):
+    chunk = items[i : i + batch_size]
+    pad = batch_size - len(chunk)
+    out.append(np.asarray(fn(np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])))[: len(chunk)])
+  return np.concatenate(out)

@@ -5,8 +5,8 @@
 Encodes the first frames of `num_train` shapes_world training clips (the first latent frame is that frame
 alone: no motion to encode), counts their distinct ids, and averages the pixels of every patch each id was
 given: a decoder that sees one id at a time. Then rebuilds the first frames of `num` validation clips from
-that table and from the tokenizer's own decoder, and reads the object's shape from each (the analysis of
-`videopoet_jax/eval/shapes_video.py`, one frame). Where even the table cannot tell the shapes apart, the
+that table and from the tokenizer's own decoder, and reads the object's shape from each (as the evaluation
+reads a text_to_image output). Where even the table cannot tell the shapes apart, the
 encoder spends too few ids on outlines and no decoder can draw them (`bench/id_probe.py` reads a clip's
 shape from all of its ids, size and motion included). Prints one JSON line.
 """
@@ -22,8 +22,7 @@ from absl import app, flags, logging
 
 from videopoet_jax.data import media, shapes_world_dataset
 from videopoet_jax.data import shapes_world as world
-from videopoet_jax.eval import intervals
-from videopoet_jax.eval import shapes_video as analysis
+from videopoet_jax.eval import intervals, shapes_scores
 from videopoet_jax.tokenizers import pretrained
 
 flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: the bundled model's).")
@@ -48,12 +47,11 @@ def patches(frames: np.ndarray, p: int) -> np.ndarray:
 
 
 def shape_rate(examples: list[dict], frames: np.ndarray) -> dict:
-  """The rate at which the shape read from `[N, H, W, 3]` frames is the example's first object's."""
-  correct = []
-  for example, frame in zip(examples, frames, strict=True):
-    masks, _ = analysis.object_masks(frame[None], analysis.background_rgb(frame[None]))
-    correct.append(analysis.shape_of(masks)[0] == example["objects"][0]["shape"])
-  return intervals.summarize_rate(correct)
+  """The rate at which the shape read from `[N, H, W, 3]` frames (as the evaluation reads a text_to_image
+  output) is the example's first object's."""
+  truths = [shapes_scores.truth_from_example(e) for e in examples]
+  scores = [shapes_scores.score_sample("text_to_image", f, t) for f, t in zip(frames, truths, strict=True)]
+  return intervals.summarize_rate([s["shape"] for s in scores])
 
 
 def main(argv):
@@ -64,11 +62,7 @@ def main(argv):
   tokenizer, _ = pretrained.load_video_tokenizer(path)
   p = tokenizer.geometry.spatial_factor
   encode, decode = jax.jit(tokenizer.encode), jax.jit(tokenizer.decode)
-  batched = (
-    lambda fn, x: np.concatenate(  # noqa: E731
-      [np.asarray(fn(x[i : i + FLAGS.batch_size])) for i in range(0, len(x), FLAGS.batch_size)]
-    )
-  )
+  batched = lambda fn, x: bench_common.batched(fn, x, FLAGS.batch_size)  # noqa: E731
 
   _, train = first_frames("train", FLAGS.num_train)
   train_ids = batched(encode, media.to_model_range(train))[:, 0].reshape(-1)  # [N * h * w]

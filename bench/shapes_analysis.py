@@ -71,13 +71,7 @@ def _audio_tasks(audios, truths) -> dict:
 
 
 def _batched(fn, items: np.ndarray) -> np.ndarray:
-  """`fn` over `items` in batches of --batch_size (the last one padded by repetition)."""
-  out = []
-  for i in range(0, len(items), FLAGS.batch_size):
-    chunk = items[i : i + FLAGS.batch_size]
-    pad = FLAGS.batch_size - len(chunk)
-    out.append(np.asarray(fn(np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])))[: len(chunk)])
-  return np.concatenate(out)
+  return bench_common.batched(fn, items, FLAGS.batch_size)
 
 
 def _spread(counts: list[int]) -> dict:
