@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from videopoet_jax.model import sr_transformer
+
 
 def hidden_counts(steps: int, length: int) -> np.ndarray:
   """`[steps]` int: how many of `length` ids are still hidden after each step, on the cosine schedule
@@ -56,9 +58,9 @@ def reveal_step(
   confidence = jnp.where(hidden, confidence, jnp.inf)  # visible ids rank last: never hidden again
   ranks = jnp.argsort(jnp.argsort(confidence, axis=-1), axis=-1)
   still_hidden = ranks < keep_hidden
-  sub_bits = (logits.shape[-1] - 1).bit_length() if logits.shape[-2] > 1 else 0
-  shifts = jnp.arange(logits.shape[-2]) * sub_bits
-  merged = jnp.sum(candidates << shifts, axis=-1).astype(ids.dtype)
+  factors = logits.shape[-2]
+  sub_bits = (logits.shape[-1] - 1).bit_length() if factors > 1 else 0
+  merged = sr_transformer.merge_factors(candidates, sub_bits * factors, factors).astype(ids.dtype)
   return jnp.where(hidden & ~still_hidden, merged, ids), still_hidden
 
 

@@ -22,7 +22,7 @@ import ml_collections
 from flax import nnx
 
 from videopoet_jax.model import windows as windows_lib
-from videopoet_jax.model.transformer import MASKED_LOGIT, MLP, RMSNorm
+from videopoet_jax.model.transformer import MLP, RMSNorm
 
 
 def split_factors(ids: jax.Array, code_bits: int, factors: int) -> jax.Array:
@@ -72,11 +72,9 @@ class ContextAttention(nnx.Module):
 
   def __call__(self, x: jax.Array, context: jax.Array, key_valid: jax.Array | None = None) -> jax.Array:
     split = lambda t: t.reshape(*t.shape[:2], self.heads, self.head_dim)  # noqa: E731
+    mask = None if key_valid is None else key_valid[:, None, None, :]
     q, k, v = split(self.query(x)), split(self.key(context)), split(self.value(context))
-    logits = jnp.einsum("nqhd,nkhd->nhqk", q, k) / jnp.sqrt(self.head_dim).astype(q.dtype)
-    if key_valid is not None:
-      logits = jnp.where(key_valid[:, None, None, :], logits, MASKED_LOGIT)
-    out = jnp.einsum("nhqk,nkhd->nqhd", jax.nn.softmax(logits, axis=-1), v)
+    out = jax.nn.dot_product_attention(q, k, v, mask=mask)
     return self.out(out.reshape(*out.shape[:2], -1))
 
 

@@ -150,8 +150,6 @@ def warm_start_params(
     config_utils.to_json_dict(saved), config_utils.to_json_dict(config), source, decoder_keys
   )
   place = lambda x, a: jax.device_put(x.astype(a.dtype), a.sharding)  # noqa: E731
-  if not decoder_keys:
-    return jax.tree.map(place, nnx.state(module, variables), like)
   keystr = jax.tree_util.keystr
   source_leaves = {keystr(p): x for p, x in jax.tree_util.tree_leaves_with_path(nnx.state(module, variables))}
   fresh = []
@@ -160,13 +158,14 @@ def warm_start_params(
     value = source_leaves.get(keystr(path))
     if value is not None and value.shape == current.shape:
       return place(value, current)
-    if getattr(path[0], "key", None) != "decoder":
+    if not decoder_keys or getattr(path[0], "key", None) != "decoder":
       raise ValueError(f"{source} has no weight {keystr(path)} of shape {current.shape}")
     fresh.append(keystr(path))
     return current
 
   params = jax.tree_util.tree_map_with_path(pick, like)
-  logging.info("decoder weights not in %s (fresh): %s", source, ", ".join(fresh) or "none")
+  if fresh:
+    logging.info("decoder weights not in %s (fresh): %s", source, ", ".join(fresh))
   return params
 
 
