@@ -14,6 +14,9 @@
   python sample.py --task=stylize --video=in.mp4 --prompt="..." --output=out.mp4
   python sample.py --task=video_to_audio --video=in.mp4 --output=out.wav      # + out.mp4 with the audio
   python sample.py --task=text_to_audio --prompt="..." --output=out.wav       # text_to_video, then audio
+  python sample.py --task=super_resolve --video=in.mp4 [--prompt=...] --output=out.mp4   # 2x, SR stage
+
+--super_resolve also runs any task's output through the SR stage (2x its size).
 
 Without --checkpoint the bundled model is used. Inputs of any size, fps and length are brought to the
 model's clip format (a message says what was done). --num_samples=N writes PATH_0 ... PATH_{N-1}.
@@ -52,6 +55,7 @@ flags.DEFINE_string(
 flags.DEFINE_list("box", None, "x0,y0,x1,y1 in input pixels: the region (as --mask).")
 flags.DEFINE_float("seconds", None, "text_to_video: total length; extend: seconds to add.")
 flags.DEFINE_integer("num_samples", 1, "Samples to generate.")
+flags.DEFINE_bool("super_resolve", False, "Raise the output 2x with the model's super-resolution stage.")
 flags.DEFINE_integer("display_size", None, "Upscale written videos to this many pixels (nearest).")
 FLAGS = flags.FLAGS
 
@@ -147,6 +151,7 @@ def request(gen: Generator) -> user_tasks.Request:
     seconds=FLAGS.seconds,
     story=[story[1:]] * n if story else None,
     direction=FLAGS.direction,
+    super_resolve=FLAGS.super_resolve,
     progress=round_progress,
   )
   for name in ("image", "last_image"):

@@ -36,6 +36,7 @@ TRAINERS = {
   "video_tokenizer": "videopoet_jax.training.video_tokenizer",
   "audio_tokenizer": "videopoet_jax.training.audio_tokenizer",
   "lm": "videopoet_jax.training.lm",
+  "sr": "videopoet_jax.training.sr",
 }
 
 

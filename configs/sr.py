@@ -3,8 +3,8 @@ raises a clip 2x, from its low-resolution ids and its text (videopoet_jax/model/
 with the MAGVIT masked-token objective (training/masked_tokens.py) and sampled non-autoregressively
 (decoding/masked_sampler.py).
 
-The model, objective and sampler are built and tested; the trainer, its data and the CLI are not yet, so
-`train.py` refuses this config for now (unknown trainer "sr").
+Train: `python train.py --config=configs/sr.py:demo --workdir=runs/sr_demo` (training/sr.py: fresh
+shapes_world clips rendered at 128 pixels every step, tokenized on the fly by frozen tokenizers).
 
 Variants:
   tiny   -- the tests' model (a 2x4x4 id grid).
@@ -59,6 +59,20 @@ def get_config(arg=None):
   # Noise augmentation: a fraction in [0, max_resample] of the low-resolution ids redrawn at random.
   config.objective.max_resample = 0.1
 
+  config.data = ml_collections.ConfigDict()
+  # High-resolution clips: shapes_world rendered at `scale` x its 64 pixels; a share of them turn mid-clip
+  # (as the base LM's training clips do).
+  config.data.scale = 2
+  config.data.turn_fraction = 0.25
+  # Caption pieces kept (shapes_world captions take at most ~25).
+  config.data.text_length = 32
+  # The base model's text model and video tokenizer (the low-resolution ids are its), and the
+  # high-resolution tokenizer (configs/video_tokenizer.py:world128) whose ids the stage predicts.
+  config.data.text_model = "videopoet_jax/assets/lm/text.model"
+  config.data.low_res_tokenizer = "videopoet_jax/assets/lm/video_tokenizer"
+  config.data.high_res_tokenizer = "runs/vt_world128"
+  config.data.workers = 2
+
   config.sampling = ml_collections.ConfigDict()
   config.sampling.steps = 24
   config.sampling.temperature = 1.0
@@ -71,10 +85,15 @@ def get_config(arg=None):
   # Adam, warmup then cosine decay to 0; global-norm clipping; EMA of the exported weights.
   config.train.learning_rate = 1e-3
   config.train.warmup_steps = 100
+  config.train.b1 = 0.9
+  config.train.b2 = 0.99
   config.train.grad_clip = 1.0
   config.train.ema_decay = 0.999
   config.train.log_every = 25
   config.train.checkpoint_every = 250
+  config.train.keep_checkpoints = 2
+  # Skipped (NaN/inf) steps in a row that stop the run.
+  config.train.max_nonfinite_steps = 20
   config.mesh = data_parallel_mesh()
 
   if arg.variant == "tiny":

@@ -153,7 +153,7 @@ def get_config(arg=None):
     config.model.code_bits = 12
     config.model.entropy_group_bits = 6
     config.train.batch_size = 8
-  elif arg.variant in ("demo", "shapes", "world", "world_sharp", "world_edges"):
+  elif arg.variant in ("demo", "shapes", "world", "world_sharp", "world_edges", "world128"):
     config.model.patch_size = 4
     config.model.base_channels = 32
     config.model.channel_multipliers = (1, 2, 4)
@@ -197,7 +197,7 @@ def get_config(arg=None):
       config.train.init_from = "videopoet_jax/assets/video_tokenizer"
       config.train.learning_rate = 5e-4
       config.train.steps = 1500
-    elif arg.variant in ("world", "world_sharp", "world_edges"):
+    elif arg.variant in ("world", "world_sharp", "world_edges", "world128"):
       # A tokenizer made for the procedural world, trained from scratch on shapes_world only: every conv at
       # the 8x8 id grid (8x8 space-to-depth stem, time halved twice); the encoder sees one patch per id
       # (per-position norms, spatial kernel 1), so a flat background gets one id wherever it is.
@@ -251,6 +251,17 @@ def get_config(arg=None):
         config.train.learning_rate = 5e-4
         config.train.warmup_steps = 50
         config.loss.edge_weight = 1.0
+      if arg.variant == "world128":
+        # The super-resolution stage's high-resolution tokenizer (configs/sr.py:demo): the world
+        # tokenizer's architecture (every layer per 8x8 patch or convolutional, so any size works) on
+        # shapes_world rendered at 128 pixels, 17x128x128 -> 5x16x16 ids, fine-tuned from the bundled
+        # one (which round-trips 128-pixel renders at 24.8 dB, no better than bicubic upscaling of its
+        # own 64-pixel round trip: `bench/sr_ceiling.py`).
+        config.data.size = 128
+        config.train.init_from = "videopoet_jax/assets/lm/video_tokenizer"
+        config.train.steps = 1500
+        config.train.learning_rate = 5e-4
+        config.train.warmup_steps = 50
   elif arg.variant == "tiny":
     config.data.frames = 5
     config.data.size = 16

@@ -133,7 +133,8 @@ def make_tiny_bundle(root, captions, frames, size, fps):
   """A tiny untrained bundle under `root` whose parts fit each other: the tiny video and audio tokenizers
   (random weights), a text model trained on `captions`, and LM exports (`lm`, and `lm_no_stylize` trained
   for every task but stylize) for clips of `frames` x `size` x `size` at `fps`, each holding copies of the
-  tokenizers. Returns their paths."""
+  tokenizers; `lm` also holds an SR stage (2x; the tiny video tokenizer at twice the size makes its
+  high-resolution ids). Returns their paths."""
   from flax import nnx
 
   from videopoet_jax import tasks
@@ -180,4 +181,25 @@ def make_tiny_bundle(root, captions, frames, size, fps):
     for kind in pretrained.TOKENIZER_SUBDIRS:
       pretrained.copy_tokenizer(paths[kind], str(path / kind), kind)
     paths[name] = str(path)
+  _export_tiny_sr(root / "lm" / pretrained.SR_SUBDIR, root, video, latent)
   return paths
+
+
+def _export_tiny_sr(path, root, video, latent):
+  """An untrained tiny SR stage for the tiny bundle: `latent` low-resolution ids -> twice the grid."""
+  from flax import nnx
+
+  from videopoet_jax.data import token_shards
+  from videopoet_jax.model import sr_transformer
+  from videopoet_jax.tokenizers import pretrained
+
+  config = load_config("sr", "tiny")
+  t, h, w = latent
+  config.model.update(
+    grid=(t, 2 * h, 2 * w), code_bits=video.model.code_bits, text_vocab=64,
+    windows=((1, 2 * h, 2), (1, 2, 2 * w), (t, 2, 2)), cross_window=(t, 2, 2),
+  )  # fmt: skip
+  config.data.text_length = 8
+  pretrained.export(str(path), nnx.state(sr_transformer.build(config), nnx.Param), config)
+  os.link(root / "text.model", path / token_shards.TEXT_MODEL)
+  pretrained.copy_tokenizer(str(root / "video"), str(path / pretrained.HIGH_RES_TOKENIZER), "video_tokenizer")

@@ -97,6 +97,7 @@ CASES = {
   "stylize": (["--video={video}", "--prompt=a blue square"], "out.mp4", FRAMES),
   "video_to_audio": (["--video={video}"], "out.wav", FRAMES),
   "text_to_audio": (["--prompt=a red circle"], "out.wav", FRAMES),
+  "super_resolve": (["--video={video}"], "out.mp4", 16),  # the whole 2 s at 8 fps, 2x the size
 }
 # Other input sets of the same tasks: (arguments, output frames).
 VARIANTS = {
@@ -105,19 +106,27 @@ VARIANTS = {
   # a's 16 frames, the bridge without its ends (9 - 2), b's 16 frames.
   "transition": (["--task=bridge", "--video={video}", "--next_video={video}"], 16 + FRAMES - 2 + 16),
   "loop of a video": (["--task=loop", "--video={video}"], 16 + FRAMES - 2),
+  "text_to_video, super-resolved": (["--task=text_to_video", "--prompt=red", "--super_resolve"], FRAMES),
+  "text_to_image, super-resolved": (["--task=text_to_image", "--prompt=red", "--super_resolve"], None),
 }
+# Outputs of the SR stage are twice the base size.
+SUPER_RESOLVED = ("super_resolve", "--super_resolve")
 
 
-def _check_outputs(paths, frames):
+def _size(arguments) -> int:
+  return 2 * SIZE if any(a.endswith(SUPER_RESOLVED) for a in arguments) else SIZE
+
+
+def _check_outputs(paths, frames, size=SIZE):
   for path in paths:
     if str(path).endswith(".png"):
-      assert np.asarray(Image.open(path)).shape == (SIZE, SIZE, 3)
+      assert np.asarray(Image.open(path)).shape == (size, size, 3)
     elif str(path).endswith(".wav"):
       wave, rate = soundfile.read(path)
       assert rate == 16_000 and len(wave) == 6 * 40  # 6 audio frames of the tiny hop
       assert _frames(str(path).replace(".wav", ".mp4")).shape[:2] == (frames, SIZE)
     else:
-      assert _frames(path).shape == (frames, SIZE, SIZE, 3)
+      assert _frames(path).shape == (frames, size, size, 3)
 
 
 @pytest.mark.parametrize("task", list(CASES))
@@ -127,14 +136,35 @@ def test_every_task_writes_its_outputs(task, bundle, media_files, tmp_path, caps
   arguments = [a.format(**media_files) for a in arguments]
   _run(bundle, f"--task={task}", *arguments, f"--output={out}", "--num_samples=2")
   assert "wrote" in capsys.readouterr().out
-  _check_outputs([tmp_path / name.replace(".", f"_{i}.") for i in range(2)], frames)
+  outputs = [tmp_path / name.replace(".", f"_{i}.") for i in range(2)]
+  _check_outputs(outputs, frames, _size([f"--task={task}"]))
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_other_input_sets_write_their_outputs(variant, bundle, media_files, tmp_path):
   arguments, frames = VARIANTS[variant]
-  _run(bundle, *[a.format(**media_files) for a in arguments], f"--output={tmp_path / 'out.mp4'}")
-  _check_outputs([tmp_path / "out.mp4"], frames)
+  out = tmp_path / ("out.png" if frames is None else "out.mp4")
+  _run(bundle, *[a.format(**media_files) for a in arguments], f"--output={out}")
+  _check_outputs([out], frames, _size(arguments))
+
+
+def test_super_resolution_joins_runs_of_one_clip_and_needs_an_sr_stage(generator, bundle, monkeypatch):
+  """A clip longer than the model's goes through the SR stage in runs of `gen.frames` frames, each as its
+  own clip (greedy: a run's output is the same alone); a model without the stage says so."""
+  from videopoet_jax.decoding import super_resolution
+
+  greedy = super_resolution.SRSampling(steps=3, temperature=0.0)
+  monkeypatch.setattr(generator.super_resolver, "default_sampling", greedy)
+  clips = np.random.default_rng(5).integers(0, 255, (1, FRAMES + 3, SIZE, SIZE, 3), np.uint8)
+  prompt = ["a red circle"]
+  high = generator.super_resolve(clips, prompt, seed=0)
+  assert high.shape == (1, FRAMES + 3, 2 * SIZE, 2 * SIZE, 3) and high.dtype == np.uint8
+  np.testing.assert_array_equal(high[:, :FRAMES], generator.super_resolve(clips[:, :FRAMES], prompt, 1))
+  last = np.concatenate([clips[:, FRAMES:], np.repeat(clips[:, -1:], FRAMES - 3, axis=1)], axis=1)
+  np.testing.assert_array_equal(high[:, FRAMES:], generator.super_resolve(last, prompt, 2)[:, :3])
+  without = Generator.load(bundle["lm_no_stylize"])
+  with pytest.raises(ValueError, match="^this model has no super-resolution stage"):
+    without.super_resolve(clips, [None], 0)
 
 
 def test_joins_keep_the_given_frames(generator):

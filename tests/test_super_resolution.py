@@ -1,17 +1,19 @@
 """The super-resolution stage's building blocks: axial windows, the masked-token objective and its
 augmentations, and the non-autoregressive sampler with guidance on two conditions."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
 from videopoet_jax.decoding import masked_sampler
 from videopoet_jax.model import sr_transformer, windows
 from videopoet_jax.training import masked_tokens
+from videopoet_jax.training import sr as sr_training
 
 GRID = (2, 5, 8, 12, 3)  # [B, T, H, W, C]
 # VideoPoet's first SR stage's layout at this grid: vertical, horizontal and temporal windows.
@@ -137,34 +139,30 @@ def test_id_factorization_inverts():
 
 
 def test_a_tiny_sr_model_overfits_one_clip_and_samples_it_back():
-  """The masked objective on one clip's ids, then the sampler (greedy, 4 steps) from the same conditions
-  returns them."""
-  config = _sr_model("tiny")
-  model = sr_transformer.SRTransformer(config, rngs=nnx.Rngs(0))
-  ids = jax.random.randint(jax.random.PRNGKey(1), (1, *config.grid), 0, 2**config.code_bits)
-  low_res = jax.random.randint(jax.random.PRNGKey(2), (1, 2, 2, 2), 0, 2**config.code_bits)
+  """The trainer's step (masked objective, noise augmentation, condition dropout) on one clip's ids, then
+  the sampler (greedy, 4 steps) from the same conditions returns them."""
+  from conftest import load_config
+
+  config = load_config("sr", "tiny")
+  config.train.update(warmup_steps=10, steps=300, learning_rate=3e-3)
+  model_cfg = config.model
+  ids = jax.random.randint(jax.random.PRNGKey(1), (1, *model_cfg.grid), 0, 2**model_cfg.code_bits)
+  low_res = jax.random.randint(jax.random.PRNGKey(2), (1, 2, 2, 2), 0, 2**model_cfg.code_bits)
   text = jnp.array([[3, 5, 0]])
   keep = jnp.array([True])
-  targets = sr_transformer.split_factors(ids, config.code_bits, config.factors).reshape(1, -1, 2)
-  optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
-
-  @nnx.jit
-  def step(model, optimizer, key):
-    hidden = masked_tokens.random_mask(key, 1, ids.size).reshape(ids.shape)
-
-    def loss_fn(model):
-      logits = model(ids, hidden, low_res, text, keep, keep).reshape(1, ids.size, 2, -1)
-      return masked_tokens.masked_token_loss(logits, targets, hidden.reshape(1, -1))
-
-    loss, grads = nnx.value_and_grad(loss_fn)(model)
-    optimizer.update(model, grads)
-    return loss
-
-  losses = [float(step(model, optimizer, jax.random.PRNGKey(i))) for i in range(300)]
+  batch = {"ids": ids, "low_res_ids": low_res, "text": text}
+  graphdef, _, state = sr_training.init_state(config)
+  step = functools.partial(sr_training.train_step, graphdef=graphdef, disc_graphdef=None, config=config)
+  step = jax.jit(step)
+  losses = []
+  for _ in range(config.train.steps):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
   assert np.mean(losses[-20:]) < 0.1 * np.mean(losses[:20]), (losses[:5], losses[-5:])
+  model = nnx.merge(graphdef, state.params)
 
   def logits_fn(flat_ids, hidden):
-    shape = (1, *config.grid)
+    shape = (1, *model_cfg.grid)
     logits = model(flat_ids.reshape(shape), hidden.reshape(shape), low_res, text, keep, keep)
     return logits.reshape(1, ids.size, 2, -1)
 
@@ -172,3 +170,51 @@ def test_a_tiny_sr_model_overfits_one_clip_and_samples_it_back():
   np.testing.assert_array_equal(sampled.reshape(ids.shape), ids)
   with pytest.raises(ValueError, match="must be"):
     model(ids[:, :1], jnp.zeros_like(ids[:, :1], bool), low_res, text, keep, keep)
+
+
+def test_the_sr_trainer_trains_on_world_clips_and_exports_a_stage_that_upscales(tmp_path):
+  """train.py's SR trainer end to end at the world's format, with tiny models: 128-pixel shapes_world clips
+  and their bicubic 64-pixel versions tokenized on the fly, two steps, an export that holds the text model
+  and the high-resolution tokenizer and turns base ids and a caption into a 128-pixel clip."""
+  from videopoet_jax.data import shapes_world, token_shards
+  from videopoet_jax.decoding import super_resolution
+  from videopoet_jax.tokenizers import pretrained, text
+  from videopoet_jax.tokenizers.video import VideoTokenizer
+  from videopoet_jax.training import loop
+
+  from conftest import load_config
+
+  tokenizer_config = load_config("video_tokenizer", "tiny")  # 8x space: 128 px -> 16x16, 64 -> 8x8
+  tokenizer = VideoTokenizer(tokenizer_config.model, rngs=nnx.Rngs(0))
+  pretrained.export(str(tmp_path / "video"), nnx.state(tokenizer, nnx.Param), tokenizer_config)
+  text.train([shapes_world.render(i)["caption"] for i in range(50)], str(tmp_path / "text.model"), 64)
+  config = load_config("sr", "tiny")
+  config.model.update(
+    grid=(5, 16, 16), code_bits=tokenizer_config.model.code_bits, text_vocab=64,
+    windows=((1, 16, 2), (1, 2, 16), (5, 2, 2)), cross_window=(5, 2, 2),
+  )  # fmt: skip
+  config.data.update(
+    text_model=str(tmp_path / "text.model"),
+    low_res_tokenizer=str(tmp_path / "video"),
+    high_res_tokenizer=str(tmp_path / "video"),
+    workers=1,
+  )
+  config.train.update(steps=2, batch_size=8, log_every=1, checkpoint_every=2)
+  trainer = sr_training.Trainer(config)
+  batch = trainer.put_batch(next(trainer.batches(0)))
+  assert batch["ids"].shape == (8, 5, 16, 16) and batch["low_res_ids"].shape == (8, 5, 8, 8)
+  assert batch["text"].shape == (8, config.data.text_length) and int(batch["text"].min()) == 0
+  loop.fit(trainer, str(tmp_path / "run"), trainer.batches)
+
+  export = tmp_path / "run" / "export"
+  assert (export / token_shards.TEXT_MODEL).exists()
+  assert (export / pretrained.HIGH_RES_TOKENIZER / "config.json").exists()
+  resolver = super_resolution.SuperResolver.load(str(tmp_path / "run"))
+  sampling = super_resolution.SRSampling(steps=2, temperature=1.0, text_guidance=2.0, low_res_guidance=1.5)
+  low_res = np.asarray(batch["low_res_ids"][:1])
+  clip = resolver.upscale(low_res, ["a red circle"], 0, sampling)
+  assert clip.shape == (1, 17, 128, 128, 3) and clip.dtype == np.uint8
+  np.testing.assert_array_equal(clip, resolver.upscale(low_res, ["a red circle"], 0, sampling))
+  config.data.high_res_tokenizer = str(tmp_path / "run" / "export")  # not a video tokenizer
+  with pytest.raises(ValueError, match="video_tokenizer"):
+    sr_training.Trainer(config)

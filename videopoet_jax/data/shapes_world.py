@@ -144,9 +144,13 @@ def half_extent(shape: str, size: str) -> tuple[float, float]:
   return d / 2, d * np.sqrt(3) / 4
 
 
-def shape_mask(shape: str, size: str, cx: float, cy: float, frame_size: int = SIZE) -> np.ndarray:
-  """Boolean `[H, W]` mask of the shape centred (bounding box centre) at (cx, cy)."""
-  ys, xs = np.mgrid[0:frame_size, 0:frame_size].astype(np.float32) + 0.5
+def shape_mask(
+  shape: str, size: str, cx: float, cy: float, frame_size: int = SIZE, scale: int = 1
+) -> np.ndarray:
+  """Boolean `[frame_size, frame_size]` mask of the shape centred (bounding box centre) at (cx, cy), in the
+  world's pixels; `scale` samples the same plane `scale` times as densely per axis (pixel centres at
+  `(i + 0.5) / scale`): a `frame_size = SIZE * scale` frame shows the clip at a higher resolution."""
+  ys, xs = (np.mgrid[0:frame_size, 0:frame_size].astype(np.float32) + 0.5) / scale
   d = SHAPE_DIMENSIONS[(shape, size)]
   if shape == "circle":
     return (xs - cx) ** 2 + (ys - cy) ** 2 <= d * d
@@ -244,6 +248,7 @@ def render(
   withheld: tuple[str, ...] = (),
   only_withheld: bool = False,
   turn_fraction: float = 0.0,
+  scale: int = 1,
 ) -> dict[str, np.ndarray | str | list]:
   """Renders clip `seed`.
 
@@ -255,12 +260,15 @@ def render(
     only_withheld: ... or, when True, that every object must have one of.
     turn_fraction: the share of seeds whose objects turn at TURN_FRAME (drawn from the seed's TURN_STREAM;
       the other clips are exactly the clips rendered without turns).
+    scale: pixels per world pixel along each axis: the same clip (objects, motion, sound, caption) at
+      `SIZE * scale` pixels square (the super-resolution stage's ground truth at 2).
 
   Returns:
-    A dict with `video` `[17, 64, 64, 3]` uint8, `mask` `[17, 64, 64]` bool (any object), `labels`
-    `[17, 64, 64]` uint8 (0 background, k = object k on top there), `flow` `[17, 64, 64, 2]` float32 (pixels
-    the visible object moved since the previous frame, (dx, dy), on object pixels), `audio` `[34000]` float32
-    in [-1, 1], `caption` (of the whole clip: "... moves left, then up ..." where an object turns),
+    A dict with `video` `[17, S, S, 3]` uint8 (S = 64 * scale), `mask` `[17, S, S]` bool (any object),
+    `labels` `[17, S, S]` uint8 (0 background, k = object k on top there), `flow` `[17, S, S, 2]` float32
+    (frame pixels the visible object moved since the previous frame, (dx, dy), on object pixels), `audio`
+    `[34000]` float32 in [-1, 1], `caption` (of the whole clip: "... moves left, then up ..." where an
+    object turns),
     `next_caption` (of the footage from TURN_FRAME on; the caption where nothing turns), the first object's
     attribute strings (`then`: its new direction or None), `objects` (a list of attribute dicts), and
     `bounce_frames` (sorted frames where any object bounced).
@@ -273,10 +281,13 @@ def render(
   else:
     objects = [attrs] if isinstance(attrs, Attributes) else list(attrs)
   objects = [dataclasses.replace(o, background=objects[0].background) for o in objects]
+  if scale < 1 or int(scale) != scale:
+    raise ValueError(f"scale must be a positive integer, got {scale}")
+  size = SIZE * scale
   background = np.array(BACKGROUNDS[objects[0].background], np.uint8)
-  video = np.broadcast_to(background, (FRAMES, SIZE, SIZE, 3)).copy()
-  labels = np.zeros((FRAMES, SIZE, SIZE), np.uint8)
-  flow = np.zeros((FRAMES, SIZE, SIZE, 2), np.float32)
+  video = np.broadcast_to(background, (FRAMES, size, size, 3)).copy()
+  labels = np.zeros((FRAMES, size, size), np.uint8)
+  flow = np.zeros((FRAMES, size, size, 2), np.float32)
   turn_rng = np.random.default_rng([seed, TURN_STREAM])
   turn_rng = turn_rng if turn_fraction > 0 and turn_rng.random() < turn_fraction else None
   bounces = set()
@@ -284,10 +295,10 @@ def render(
     centres, velocities, bounces_k, then = simulate(rng, attrs_k, turn_rng)
     objects[k - 1] = attrs_k = dataclasses.replace(attrs_k, then=then)
     bounces.update(bounces_k)
-    masks = np.stack([shape_mask(attrs_k.shape, attrs_k.size, cx, cy) for cx, cy in centres])
+    masks = np.stack([shape_mask(attrs_k.shape, attrs_k.size, cx, cy, size, scale) for cx, cy in centres])
     video[masks] = np.array(COLORS[attrs_k.color], np.uint8)
     labels[masks] = k
-    flow = np.where(masks[..., None], velocities[:, None, None, :], flow)
+    flow = np.where(masks[..., None], scale * velocities[:, None, None, :], flow)
   bounces = sorted(bounces)
   return {
     "video": video,

@@ -106,8 +106,10 @@ class PhotoPans:
 
 
 def procedural_clip(seed: int, frames: int, size: int) -> np.ndarray:
-  """shapes_world clip `seed` as `[frames, size, size, 3]` uint8 (first frames, resized if needed)."""
-  video = shapes_world.render(seed)["video"][:frames]
+  """shapes_world clip `seed` as `[frames, size, size, 3]` uint8 (first frames): rendered at `size` where it
+  is a multiple of the world's size (sharp edges at every scale), box-resized otherwise."""
+  scale = max(size // shapes_world.SIZE, 1)
+  video = shapes_world.render(seed, scale=scale)["video"][:frames]
   if size != video.shape[1]:
     video = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BOX)) for f in video])
   return video

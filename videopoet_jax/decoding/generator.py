@@ -25,7 +25,7 @@ from flax import nnx
 
 from videopoet_jax import tasks
 from videopoet_jax.data import media, token_shards
-from videopoet_jax.decoding import sampler
+from videopoet_jax.decoding import sampler, super_resolution
 from videopoet_jax.decoding.schedule import schedule_from_segments
 from videopoet_jax.decoding.settings import SamplingSettings
 from videopoet_jax.model.transformer import Transformer
@@ -120,6 +120,8 @@ class Generator:
     # `progress(total)` -> a context manager with `update(n)` (e.g. tqdm): generation then runs one jitted
     # call per token (same tokens) and reports each; None: one jitted loop.
     self.progress = None
+    # The super-resolution stage (decoding/super_resolution.py), when the model has one.
+    self.super_resolver = None
     self._encode_video = jax.jit(lambda clips: self.video_tokenizer.encode(clips))
     self._decode_video = jax.jit(lambda ids: self.video_tokenizer.decode(ids))
 
@@ -146,7 +148,22 @@ class Generator:
       audio = pretrained.load_audio_tokenizer(audio_tokenizer or own("audio_tokenizer"))[0]
     generator = cls(model, config, video, audio, text_tokenizer, manifest)
     generator.default_sampling = read_sampling(folder)
+    sr_folder = os.path.join(folder, pretrained.SR_SUBDIR)
+    if os.path.exists(os.path.join(sr_folder, "config.json")):
+      generator.attach_super_resolver(super_resolution.SuperResolver.load(sr_folder))
     return generator
+
+  def attach_super_resolver(self, resolver: super_resolution.SuperResolver) -> None:
+    """Makes `resolver` this model's SR stage; ValueError when its low-resolution ids are not this LM's
+    clips' (`layout.latent_shape`) or of another codebook."""
+    if resolver.low_res_grid != tuple(self.layout.latent_shape) or (
+      resolver.config.model.code_bits != self.video_tokenizer.geometry.code_bits
+    ):
+      raise ValueError(
+        f"the SR stage takes {resolver.low_res_grid} ids of {resolver.config.model.code_bits} bits; this "
+        f"LM's clips are {tuple(self.layout.latent_shape)} of {self.video_tokenizer.geometry.code_bits}"
+      )
+    self.super_resolver = resolver
 
   def _check_tokenizers(self) -> None:
     """Raises ValueError when a tokenizer's ids do not fit the LM's vocabulary and layout."""
@@ -396,6 +413,24 @@ class Generator:
     ids = self.encode_video(structure_clips)
     records = [{**t, "structure_video": i} for t, i in zip(self._texts(prompts), ids, strict=True)]
     return self.decode_video(self.generate("stylize", records, sampling, seed))
+
+  def super_resolve(self, clips: np.ndarray, prompts: list[str | None], seed: int) -> np.ndarray:
+    """`[N, T, S, S, 3]` uint8 clips in the base format (any T >= 1) -> `[N, T, 2S, 2S, 3]` uint8 through
+    the SR stage, with the SR export's sampling settings. A clip longer than `self.frames` goes through in
+    runs of `self.frames` frames, each tokenized as its own clip (the last one padded with its last frame);
+    ValueError when the model has no SR stage."""
+    if self.super_resolver is None:
+      raise ValueError(
+        f"this model has no super-resolution stage (an SR export, configs/sr.py, in its "
+        f"{pretrained.SR_SUBDIR}/ folder)"
+      )
+    clips = np.asarray(clips)
+    n, t = clips.shape[:2]
+    runs = -(-t // self.frames)
+    padded = np.concatenate([clips, np.repeat(clips[:, -1:], runs * self.frames - t, axis=1)], axis=1)
+    ids = self.encode_video(padded.reshape(n * runs, self.frames, *clips.shape[2:]))
+    high = self.super_resolver.upscale(ids, [p for p in prompts for _ in range(runs)], seed)
+    return high.reshape(n, runs * self.frames, *high.shape[2:])[:, :t]
 
   def video_to_audio(self, clips, sampling, seed) -> np.ndarray:
     """`[N, frames, S, S, 3]` uint8 -> `[N, samples]` float32 waveforms at `sample_rate`."""

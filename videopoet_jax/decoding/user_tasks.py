@@ -47,6 +47,7 @@ class Request:
   story: per sample, a story's later prompts, one per extension round (its first prompt is `prompts`'s;
     every sample has as many).
   direction: extend: "forward" (after the clip) or "backward" (the footage leading into it).
+  super_resolve: every output's frames also go through the model's SR stage (2x their size).
   progress: called with (round, rounds) after each extension round.
   """
 
@@ -63,6 +64,7 @@ class Request:
   seconds: float | None = None
   story: list[list[str]] | None = None
   direction: str = "forward"
+  super_resolve: bool = False
   progress: Callable[[int, int], None] | None = None
 
 
@@ -199,6 +201,13 @@ TASKS: dict[str, UserTask] = {
     UserTask("stylize", ("video", "prompt"), "video", _stylize),
     UserTask("video_to_audio", ("video",), "audio", lambda gen, r: _with_sound(gen, r.video, r, r.seed)),
     UserTask("text_to_audio", ("prompt",), "audio", _text_to_audio),
+    UserTask(
+      "super_resolve",
+      ("video",),
+      "video",
+      lambda gen, r: _videos(gen.super_resolve(r.video, r.prompts, r.seed)),
+      whole_video=True,
+    ),
   )
 }
 NAMES = tuple(TASKS)
@@ -252,4 +261,14 @@ def run(gen: Generator, name: str, request: Request) -> list[Output]:
     raise ValueError(f"{name} {needs_message(name, missing)}")
   if request.direction not in DIRECTIONS:
     raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {request.direction!r}")
-  return get(name).generate(gen, request)
+  outputs = get(name).generate(gen, request)
+  if request.super_resolve and name != "super_resolve":
+    outputs = _super_resolved(gen, outputs, request)
+  return outputs
+
+
+def _super_resolved(gen: Generator, outputs: list[Output], r: Request) -> list[Output]:
+  """`outputs` with their frames (an image as a one-frame clip) through the SR stage."""
+  frames = np.stack([f if f.ndim == 4 else f[None] for f, _ in outputs])
+  high = gen.super_resolve(frames, r.prompts, r.seed)
+  return [(h if f.ndim == 4 else h[0], wave) for h, (f, wave) in zip(high, outputs, strict=True)]

@@ -57,6 +57,11 @@ def check_model(model: ml_collections.ConfigDict) -> None:
     )
 
 
+def build(config: ml_collections.ConfigDict, seed: int = 0) -> SRTransformer:
+  """The SR transformer of a run config (`config.model`), initialized from `seed`."""
+  return SRTransformer(config.model, rngs=nnx.Rngs(seed))
+
+
 class ContextAttention(nnx.Module):
   """Multi-head attention of `[N, Q, W]` queries over `[N, K, W]` context (itself for self-attention), keys
   masked by `[N, K]` bool; no position encoding (the embeddings carry it)."""

@@ -30,6 +30,10 @@ EXPORTED_VARIABLES = nnx.Any(nnx.Param, rvq.CodebookVariable)
 BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets")
 # An LM export holds the tokenizers its ids came from in these subfolders (a model is the LM plus them).
 TOKENIZER_SUBDIRS = ("video_tokenizer", "audio_tokenizer")
+# An SR export (training/sr.py) holds the tokenizer of its high-resolution ids here; an LM export holds its
+# SR stage, when it has one, in SR_SUBDIR.
+HIGH_RES_TOKENIZER = "high_res_tokenizer"
+SR_SUBDIR = "sr"
 
 
 def bundled_path(name: str) -> str:

@@ -53,5 +53,13 @@ class TextTokenizer:
   def encode(self, text: str) -> np.ndarray:
     return np.asarray(self.processor.encode(text), np.int32)
 
+  def encode_batch(self, texts: list[str | None], length: int) -> np.ndarray:
+    """`[N, length]` int32 ids of each text, cut or padded with PAD_ID (None or "": all padding)."""
+    out = np.full((len(texts), length), PAD_ID, np.int32)
+    for row, piece_text in zip(out, texts, strict=True):
+      ids = self.encode(piece_text or "")[:length]
+      row[: len(ids)] = ids
+    return out
+
   def decode(self, ids) -> str:
     return self.processor.decode([int(i) for i in ids])
