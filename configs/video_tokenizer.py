@@ -256,7 +256,7 @@ def get_config(arg=None):
         # tokenizer's architecture (every layer per 8x8 patch or convolutional, so any size works) on
         # shapes_world rendered at 128 pixels, 17x128x128 -> 5x16x16 ids, fine-tuned from the bundled
         # one (which round-trips 128-pixel renders at 24.8 dB, no better than bicubic upscaling of its
-        # own 64-pixel round trip: `bench/sr_ceiling.py`).
+        # own 64-pixel round trip: `bench/sr_quality.py`).
         config.data.size = 128
         config.train.init_from = "videopoet_jax/assets/lm/video_tokenizer"
         config.train.steps = 1500

@@ -6,8 +6,9 @@
 #   phase weighted to the prompted video tasks)  5. sampling settings chosen on validation seeds  6. a
 #   third LM phase on compositional_turns (20,000 clips, 19% turning after their first second:
 #   extension follows a new prompt)  7. the audio tokenizer's decoder retrained adversarially (its ids
-#   unchanged)  8. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers
-#   it was trained with inside it, and its sampling.json).
+#   unchanged)  8. the super-resolution stage: the world tokenizer fine-tuned at 128 pixels, then the SR
+#   transformer on its ids (configs/sr.py:demo)  9. the bundle: videopoet_jax/assets/lm/ (the LM with the
+#   tokenizers it was trained with inside it, its sampling.json and its SR stage in lm/sr/).
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv.
 #
@@ -71,8 +72,17 @@ cp runs/lm_demo2/export/sampling.json runs/lm_demo3/export/
 # The world audio tokenizer's decoder alone, retrained adversarially: every id stays as the LM saw it.
 timed audio_decoder python train.py --config=configs/audio_tokenizer.py:shapes_decoder \
   --workdir=runs/at_shapes_decoder --config.train.init_from=runs/at_shapes
+# The SR stage: the world tokenizer at 128 pixels (its high-resolution ids), then the SR transformer,
+# conditioned on the world tokenizer's ids of the bicubic 64-pixel clips and the LM's text ids.
+timed video_tokenizer_128 python train.py --config=configs/video_tokenizer.py:world128 \
+  --workdir=runs/vt_world128 --config.train.init_from=runs/vt_world
+timed sr python train.py --config=configs/sr.py:demo --workdir=runs/sr_demo \
+  --config.data.low_res_tokenizer=runs/vt_world --config.data.text_model=$tokens/text.model \
+  --config.data.high_res_tokenizer=runs/vt_world128
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32; then its
-# audio tokenizer replaced by the one with the retrained decoder.
+# audio tokenizer replaced by the one with the retrained decoder, and the SR stage added (bfloat16).
 bundle lm runs/lm_demo3 '"bfloat16"'
 bundle lm/audio_tokenizer runs/at_shapes_decoder
+bundle lm/sr runs/sr_demo '"bfloat16"'
+
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"

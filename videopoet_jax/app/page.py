@@ -19,7 +19,7 @@ from videopoet_jax.decoding import user_tasks
 from videopoet_jax.decoding.generator import DIRECTIONS
 
 # Inputs a task's tab shows besides the ones it needs (an optional prompt steers the video tasks).
-OPTIONAL_PROMPT = ("image_to_video", "extend", "inpaint", "outpaint")
+OPTIONAL_PROMPT = ("image_to_video", "extend", "inpaint", "outpaint", "super_resolve")
 PAINT_TASKS = ("inpaint", "outpaint")
 # Entries of the per-session history shown at once (newest first).
 HISTORY_LENGTH = 20
