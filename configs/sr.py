@@ -52,6 +52,8 @@ def get_config(arg=None):
   config.model.cross_window = (5, 4, 4)
   config.model.dtype = "float32"
   config.model.param_dtype = "float32"
+  # Activation rematerialization of each block in the backward pass: "none" | "full" | "dots".
+  config.model.remat = "none"
 
   config.objective = ml_collections.ConfigDict()
   # Each condition dropped independently at this rate (guidance on each at sampling).
@@ -109,7 +111,7 @@ def get_config(arg=None):
     width, depth, heads, head_dim, mlp_dim = PAPER_SIZES[arg.stage]
     config.model.update(
       code_bits=18, factors=2, text_vocab=32_000, width=width, depth=depth, heads=heads, head_dim=head_dim,
-      mlp_dim=mlp_dim, dtype="bfloat16",
+      mlp_dim=mlp_dim, dtype="bfloat16", remat="full",
     )  # fmt: skip
     if arg.stage == 1:
       config.model.grid = (5, 56, 32)

@@ -354,6 +354,11 @@ def test_wrong_checkpoints_and_untrained_tasks_are_refused(bundle, media_files, 
   with pytest.raises(SystemExit, match="tokenizers do not fit"):
     wav = f"--output={tmp_path / 'x.wav'}"
     _run(bundle, "--task=video_to_audio", f"--video={media_files['video']}", wav, bundled_audio)
+  no_sr = bundle["lm_no_stylize"]  # a model without an SR stage
+  with pytest.raises(SystemExit, match="^error: this model has no super-resolution stage"):
+    _run(bundle, "--task=super_resolve", f"--video={media_files['video']}", out, checkpoint=no_sr)
+  with pytest.raises(SystemExit, match="^error: this model has no super-resolution stage"):
+    _run(bundle, "--task=text_to_video", "--prompt=red", "--super_resolve", out, checkpoint=no_sr)
 
 
 def test_a_long_prompt_is_cut_with_a_note(bundle, tmp_path, capsys):

@@ -414,16 +414,20 @@ class Generator:
     records = [{**t, "structure_video": i} for t, i in zip(self._texts(prompts), ids, strict=True)]
     return self.decode_video(self.generate("stylize", records, sampling, seed))
 
-  def super_resolve(self, clips: np.ndarray, prompts: list[str | None], seed: int) -> np.ndarray:
-    """`[N, T, S, S, 3]` uint8 clips in the base format (any T >= 1) -> `[N, T, 2S, 2S, 3]` uint8 through
-    the SR stage, with the SR export's sampling settings. A clip longer than `self.frames` goes through in
-    runs of `self.frames` frames, each tokenized as its own clip (the last one padded with its last frame);
-    ValueError when the model has no SR stage."""
+  def check_super_resolver(self) -> None:
+    """Raises a one-line ValueError when this model has no SR stage."""
     if self.super_resolver is None:
       raise ValueError(
         f"this model has no super-resolution stage (an SR export, configs/sr.py, in its "
         f"{pretrained.SR_SUBDIR}/ folder)"
       )
+
+  def super_resolve(self, clips: np.ndarray, prompts: list[str | None], seed: int) -> np.ndarray:
+    """`[N, T, S, S, 3]` uint8 clips in the base format (any T >= 1) -> `[N, T, 2S, 2S, 3]` uint8 through
+    the SR stage, with the SR export's sampling settings. A clip longer than `self.frames` goes through in
+    runs of `self.frames` frames, each tokenized as its own clip (the last one padded with its last frame);
+    ValueError when the model has no SR stage."""
+    self.check_super_resolver()
     clips = np.asarray(clips)
     n, t = clips.shape[:2]
     runs = -(-t // self.frames)

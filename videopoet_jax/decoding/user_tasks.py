@@ -261,6 +261,8 @@ def run(gen: Generator, name: str, request: Request) -> list[Output]:
     raise ValueError(f"{name} {needs_message(name, missing)}")
   if request.direction not in DIRECTIONS:
     raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {request.direction!r}")
+  if request.super_resolve or name == "super_resolve":
+    gen.check_super_resolver()  # before anything is generated
   outputs = get(name).generate(gen, request)
   if request.super_resolve and name != "super_resolve":
     outputs = _super_resolved(gen, outputs, request)

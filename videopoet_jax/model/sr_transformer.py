@@ -22,7 +22,7 @@ import ml_collections
 from flax import nnx
 
 from videopoet_jax.model import windows as windows_lib
-from videopoet_jax.model.transformer import MLP, RMSNorm
+from videopoet_jax.model.transformer import MLP, REMAT_POLICIES, RMSNorm
 
 
 def split_factors(ids: jax.Array, code_bits: int, factors: int) -> jax.Array:
@@ -50,6 +50,8 @@ def check_model(model: ml_collections.ConfigDict) -> None:
     )
   for window in (*model.windows, model.cross_window):
     windows_lib.check_window((t, h, w), window)
+  if model.get("remat", "none") not in ("none", *REMAT_POLICIES):
+    raise ValueError(f"unknown remat policy {model.remat!r}: none, {', '.join(REMAT_POLICIES)}")
   wt, wh, ww = model.cross_window
   if wh % 2 or ww % 2:
     raise ValueError(
@@ -119,6 +121,7 @@ class SRTransformer(nnx.Module):
   def __init__(self, model: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     check_model(model)
     self.code_bits, self.factors, self.grid = model.code_bits, model.factors, tuple(model.grid)
+    self.remat = model.get("remat", "none")
     sub_vocab = 2 ** (model.code_bits // model.factors)
     embed = lambda n: nnx.Embed(n, model.width, rngs=rngs)  # noqa: E731
     self.id_embeddings = nnx.List([embed(sub_vocab) for _ in range(model.factors)])
@@ -161,7 +164,10 @@ class SRTransformer(nnx.Module):
       [jnp.broadcast_to(self.null_text.value, (b, 1, x.shape[-1])), self.text_embedding(text_ids)], axis=1
     )
     text_valid = jnp.concatenate([~jnp.any(text_valid, axis=1, keepdims=True), text_valid], axis=1)
+    run = lambda block, x: block(x, low_res, text, text_valid)  # noqa: E731
+    if self.remat != "none":  # blocks recomputed in the backward pass (model.remat)
+      run = nnx.remat(run, policy=REMAT_POLICIES[self.remat])
     for block in self.blocks:
-      x = block(x, low_res, text, text_valid)
+      x = run(block, x)
     x = self.norm_out(x)
     return jnp.stack([head(x) for head in self.heads], axis=-2)
