@@ -46,6 +46,12 @@ flags.DEFINE_enum("split", "test", ["validation", "test"], "Seeds: choose on val
 flags.DEFINE_integer("lm_samples", 0, "Captions sampled by the bundled LM and then raised by the SR stage.")
 flags.DEFINE_integer("batch_size", 4, "Clips per call.")
 flags.DEFINE_integer("steps", None, "SR sampling steps (default: the SR export's).")
+flags.DEFINE_float("temperature", None, "SR sampling temperature (default: the SR export's).")
+flags.DEFINE_float("text_guidance", None, "SR guidance scale on the text (default: the SR export's).")
+flags.DEFINE_float("low_res_guidance", None, "SR guidance scale on the base ids (default: the SR export's).")
+flags.DEFINE_bool(
+  "write_sampling", False, "Write these sampling settings into the SR export (validation only)."
+)
 flags.DEFINE_string("out", "bench/sr_quality.json", "Where to write the JSON result.")
 FLAGS = flags.FLAGS
 SCALE = 2
@@ -143,13 +149,19 @@ def main(argv):
     "split": FLAGS.split,
   }
   if stage is not None:
-    sampling = stage.default_sampling
-    if FLAGS.steps:
-      sampling = dataclasses.replace(sampling, steps=FLAGS.steps)
+    chosen = {k: FLAGS[k].value for k in ("steps", "temperature", "text_guidance", "low_res_guidance")}
+    sampling = dataclasses.replace(
+      stage.default_sampling, **{k: v for k, v in chosen.items() if v is not None}
+    )
+    stage.default_sampling = sampling
     result["sr_sampling"] = dataclasses.asdict(sampling)
+    if FLAGS.write_sampling:
+      if FLAGS.split != "validation":
+        raise app.UsageError("--write_sampling chooses settings: only on --split=validation")
+      super_resolution.write_sampling(pretrained.export_folder(FLAGS.sr), sampling)
     captions = [e["caption"] for e in examples]
     sr = [
-      stage.upscale(base_ids[i : i + FLAGS.batch_size], captions[i : i + FLAGS.batch_size], i, sampling)
+      stage.upscale(base_ids[i : i + FLAGS.batch_size], captions[i : i + FLAGS.batch_size], i)
       for i in range(0, FLAGS.num, FLAGS.batch_size)
     ]
     outputs["sr"] = np.concatenate(sr)

@@ -215,6 +215,9 @@ def test_the_sr_trainer_trains_on_world_clips_and_exports_a_stage_that_upscales(
   clip = resolver.upscale(low_res, ["a red circle"], 0, sampling)
   assert clip.shape == (1, 17, 128, 128, 3) and clip.dtype == np.uint8
   np.testing.assert_array_equal(clip, resolver.upscale(low_res, ["a red circle"], 0, sampling))
+  assert resolver.default_sampling == super_resolution.SRSampling(**config.sampling.to_dict())
+  super_resolution.write_sampling(str(export), sampling)  # chosen settings travel with the export
+  assert super_resolution.SuperResolver.load(str(export)).default_sampling == sampling
   config.data.high_res_tokenizer = str(tmp_path / "run" / "export")  # not a video tokenizer
   with pytest.raises(ValueError, match="video_tokenizer"):
     sr_training.Trainer(config)

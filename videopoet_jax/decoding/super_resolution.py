@@ -1,6 +1,7 @@
 """The super-resolution stage at sampling time: a base clip's ids and caption -> a clip 2x larger.
 
-An SR export (training/sr.py) holds the SR transformer, its text model and its high-resolution tokenizer.
+An SR export (training/sr.py) holds the SR transformer, its text model, its high-resolution tokenizer and,
+once chosen on validation seeds, its sampling settings (`sampling.json`).
 `SuperResolver.sample_ids` runs MAGVIT's non-autoregressive sampler (decoding/masked_sampler.py) with
 guidance on the text and on the low-resolution ids, one jitted call for a whole batch; `upscale` decodes
 the result to pixels. The low-resolution ids must be the base model's video tokenizer's (the one the stage
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 
 import jax
@@ -61,6 +63,25 @@ def guided_logits(model, ids, hidden, low_res_ids, text_ids, text_scale: float, 
   return masked_sampler.two_condition_guidance(both, low_res_only, neither, text_scale, low_res_scale)
 
 
+# An SR export's sampling settings, chosen on validation seeds (`bench/sr_quality.py --write_sampling`);
+# absent: the training config's `sampling` section.
+SAMPLING_FILE = "sampling.json"
+
+
+def read_sampling(folder: str, config: ml_collections.ConfigDict) -> SRSampling:
+  """`folder/SAMPLING_FILE`'s settings, else `config.sampling`'s."""
+  path = os.path.join(folder, SAMPLING_FILE)
+  if not os.path.exists(path):
+    return SRSampling(**config.sampling.to_dict())
+  with open(path) as f:
+    return SRSampling(**json.load(f))
+
+
+def write_sampling(folder: str, sampling: SRSampling) -> None:
+  with open(os.path.join(folder, SAMPLING_FILE), "w") as f:
+    json.dump(dataclasses.asdict(sampling), f, indent=1)
+
+
 class SuperResolver:
   """The SR transformer, its config, text model and high-resolution tokenizer."""
 
@@ -76,7 +97,11 @@ class SuperResolver:
     model, config = pretrained.load(path, sr_transformer.build, "sr")
     folder = pretrained.export_folder(path)
     tokenizer, _ = pretrained.load_video_tokenizer(os.path.join(folder, pretrained.HIGH_RES_TOKENIZER))
-    return cls(model, config, tokenizer, text.TextTokenizer(os.path.join(folder, token_shards.TEXT_MODEL)))
+    resolver = cls(
+      model, config, tokenizer, text.TextTokenizer(os.path.join(folder, token_shards.TEXT_MODEL))
+    )
+    resolver.default_sampling = read_sampling(folder, config)
+    return resolver
 
   @property
   def low_res_grid(self) -> tuple[int, int, int]:
