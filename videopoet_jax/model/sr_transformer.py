@@ -7,7 +7,10 @@ vertical `(1, H, 4)`, horizontal `(1, 8, W)`, temporal `(T, 8, 8)`), cross-atten
 high-resolution grid (`model.cross_window`) to the window of the low-resolution grid at the same place and
 half the spatial size, cross-attention to the text, and a SwiGLU MLP, each pre-norm and residual. A dropped
 condition (`keep_text`, `keep_low_res` `[B]` bool False) is replaced by a learned null token, so guidance
-can compare with and without it (decoding/masked_sampler.py).
+can compare with and without it (decoding/masked_sampler.py). With `model.low_res_input` every
+high-resolution position also starts from the embedding of the low-resolution token it lies in (nearest 2x;
+not in the paper, which has the cross-attention only), so where the object is does not have to be found
+through attention first.
 
 Token factorization (`model.factors` = k): an id of `code_bits` bits is k sub-ids of `code_bits / k` bits;
 the embedding sums k embeddings and the output has k heads, `[B, T, H, W, k, 2**(code_bits / k)]` logits
@@ -122,6 +125,7 @@ class SRTransformer(nnx.Module):
     check_model(model)
     self.code_bits, self.factors, self.grid = model.code_bits, model.factors, tuple(model.grid)
     self.remat = model.get("remat", "none")
+    self.low_res_input = model.get("low_res_input", False)
     sub_vocab = 2 ** (model.code_bits // model.factors)
     embed = lambda n: nnx.Embed(n, model.width, rngs=rngs)  # noqa: E731
     self.id_embeddings = nnx.List([embed(sub_vocab) for _ in range(model.factors)])
@@ -157,6 +161,8 @@ class SRTransformer(nnx.Module):
     x = x + self._positions(t, h, w)
     low_res = self._embed_ids(low_res_ids, self.low_res_embeddings)
     low_res = jnp.where(keep_low_res[:, None, None, None, None], low_res, self.null_low_res.value)
+    if self.low_res_input:  # each position also starts from its low-resolution token's embedding
+      x = x + jnp.repeat(jnp.repeat(low_res, 2, axis=2), 2, axis=3)
     low_res = low_res + self._positions(t, h // 2, w // 2)
     text_valid = (text_ids > 0) & keep_text[:, None]
     # A dropped (or empty) text leaves one null key to attend to.
