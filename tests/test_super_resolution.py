@@ -223,10 +223,6 @@ def test_the_sr_trainer_trains_on_world_clips_and_exports_a_stage_that_upscales(
     sr_training.Trainer(config)
 
 
-def _low_res_grid(grid) -> tuple[int, int, int]:
-  return grid[0], grid[1] // 2, grid[2] // 2
-
-
 def test_rematerialized_blocks_give_the_same_loss_and_gradients():
   """`model.remat="full"` (the paper stages') recomputes each block in the backward pass: same numbers."""
   from conftest import load_config
@@ -235,7 +231,9 @@ def test_rematerialized_blocks_give_the_same_loss_and_gradients():
   grid, bits = config.model.grid, config.model.code_bits
   batch = {
     "ids": jax.random.randint(jax.random.PRNGKey(1), (2, *grid), 0, 2**bits),
-    "low_res_ids": jax.random.randint(jax.random.PRNGKey(2), (2, *_low_res_grid(grid)), 0, 2**bits),
+    "low_res_ids": jax.random.randint(
+      jax.random.PRNGKey(2), (2, *sr_transformer.low_res_grid(grid)), 0, 2**bits
+    ),
     "text": jnp.array([[3, 5, 0], [4, 0, 0]]),
   }
   results = []

@@ -136,6 +136,8 @@ def build(studio: Studio) -> gr.Blocks:
     )
     history = gr.State([])
     for task in user_tasks.TASKS.values():
+      if task.name == "super_resolve" and gen.super_resolver is None:
+        continue  # a model without an SR stage has no such tab
       with gr.Tab(task.name.replace("_", " "), id=task.name):
         shown = _inputs(task, gen)
         # Pre-filled with the model's own settings (its sampling.json: what the evaluation measured).

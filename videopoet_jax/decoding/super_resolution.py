@@ -105,8 +105,7 @@ class SuperResolver:
 
   @property
   def low_res_grid(self) -> tuple[int, int, int]:
-    t, h, w = self.config.model.grid
-    return t, h // 2, w // 2
+    return sr_transformer.low_res_grid(self.config.model.grid)
 
   def text_ids(self, prompts: list[str | None]) -> np.ndarray:
     """`[N, data.text_length]` ids (an empty or None prompt: all padding, as a dropped text)."""

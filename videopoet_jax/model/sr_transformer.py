@@ -42,6 +42,12 @@ def merge_factors(sub_ids: jax.Array, code_bits: int, factors: int) -> jax.Array
   return jnp.sum(sub_ids << shifts, axis=-1)
 
 
+def low_res_grid(grid) -> tuple[int, int, int]:
+  """The low-resolution id grid `(T, H/2, W/2)` of a high-resolution grid `(T, H, W)`."""
+  t, h, w = grid
+  return t, h // 2, w // 2
+
+
 def check_model(model: ml_collections.ConfigDict) -> None:
   """Raises a ValueError naming the first inconsistent setting of an SR model config."""
   t, h, w = model.grid
@@ -153,7 +159,7 @@ class SRTransformer(nnx.Module):
 
   def __call__(self, ids, hidden, low_res_ids, text_ids, keep_text, keep_low_res):
     b, t, h, w = ids.shape
-    if (t, h, w) != self.grid or low_res_ids.shape != (b, t, h // 2, w // 2):
+    if (t, h, w) != self.grid or low_res_ids.shape != (b, *low_res_grid(self.grid)):
       raise ValueError(
         f"ids {ids.shape} and low_res_ids {low_res_ids.shape} must be [B, {self.grid}] and its half size"
       )

@@ -137,7 +137,8 @@ class Trainer(data_parallel.DataParallelTrainer):
           f"{config.model.code_bits}"
         )
       grid = tokenizer.geometry.latent_shape(shapes_world.FRAMES, size, size)
-      want = tuple(config.model.grid) if name == "high_res_tokenizer" else _half(config.model.grid)
+      high = tuple(config.model.grid)
+      want = high if name == "high_res_tokenizer" else sr_transformer.low_res_grid(high)
       if tuple(grid) != want:
         raise ValueError(f"data.{name} makes {tuple(grid)} ids of a {size}-pixel clip, not {want}")
     self._encode = jax.jit(self.encode)
@@ -178,11 +179,6 @@ class Trainer(data_parallel.DataParallelTrainer):
         lambda i: source[int(i)], config.train.batch_size, start_step, config.train.steps, config.data.workers
       )
     )
-
-
-def _half(grid) -> tuple[int, int, int]:
-  t, h, w = grid
-  return t, h // 2, w // 2
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
