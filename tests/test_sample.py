@@ -153,7 +153,7 @@ def test_super_resolution_joins_runs_of_one_clip_and_needs_an_sr_stage(generator
   own clip (greedy: a run's output is the same alone); a model without the stage says so."""
   from videopoet_jax.decoding import super_resolution
 
-  greedy = super_resolution.SRSampling(steps=3, temperature=0.0)
+  greedy = super_resolution.SRSampling(steps=3, temperature=0.0, text_guidance=1.0, low_res_guidance=1.0)
   monkeypatch.setattr(generator.super_resolver, "default_sampling", greedy)
   clips = np.random.default_rng(5).integers(0, 255, (1, FRAMES + 3, SIZE, SIZE, 3), np.uint8)
   prompt = ["a red circle"]

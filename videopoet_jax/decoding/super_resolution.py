@@ -33,13 +33,13 @@ from videopoet_jax.tokenizers import pretrained, text
 
 @dataclasses.dataclass(frozen=True)
 class SRSampling:
-  """The sampler's settings (configs/sr.py `sampling`): reveal steps, temperature (0: greedy), and the
-  guidance scales on the text and on the low-resolution condition (1: none)."""
+  """The sampler's settings (configs/sr.py `sampling`, which holds the defaults): reveal steps, temperature
+  (0: greedy), and the guidance scales on the text and on the low-resolution condition (1: none)."""
 
-  steps: int = 24
-  temperature: float = 1.0
-  text_guidance: float = 4.0
-  low_res_guidance: float = 1.0
+  steps: int
+  temperature: float
+  text_guidance: float
+  low_res_guidance: float
 
 
 def guided_logits(model, ids, hidden, low_res_ids, text_ids, text_scale: float, low_res_scale: float):
