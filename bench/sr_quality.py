@@ -35,7 +35,7 @@ from videopoet_jax.data import media, shapes_world_dataset
 from videopoet_jax.data import shapes_world as world
 from videopoet_jax.decoding import super_resolution
 from videopoet_jax.decoding.generator import Generator
-from videopoet_jax.eval import intervals, shapes_scores
+from videopoet_jax.eval import intervals, shapes_scores, video_metrics
 from videopoet_jax.tokenizers import pretrained
 from videopoet_jax.training import sr as sr_training
 
@@ -56,12 +56,6 @@ flags.DEFINE_string("out", "bench/sr_quality.json", "Where to write the JSON res
 FLAGS = flags.FLAGS
 SCALE = 2
 ANALYSIS = ("color", "shape", "direction")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-  """PSNR in dB of two uint8 videos."""
-  mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-  return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def boundary(labels: np.ndarray) -> np.ndarray:
@@ -165,7 +159,7 @@ def main(argv):
       for i in range(0, FLAGS.num, FLAGS.batch_size)
     ]
     outputs["sr"] = np.concatenate(sr)
-  psnrs = {name: [psnr(o, t) for o, t in zip(out, truth, strict=True)] for name, out in outputs.items()}
+  psnrs = {name: video_metrics.psnr(truth, out) for name, out in outputs.items()}
   result["psnr_db"] = {name: intervals.summarize_mean(values) for name, values in psnrs.items()}
 
   def sharpness(videos) -> np.ndarray:
@@ -177,7 +171,7 @@ def main(argv):
   }
   result["analysis_64px"] = {"base": analysis_rates(base, truths)}
   if "sr" in outputs:
-    gain = np.array(psnrs["sr"]) - np.array(psnrs["bicubic_of_base"])
+    gain = psnrs["sr"] - psnrs["bicubic_of_base"]
     result["sr_gain_over_bicubic_db"] = intervals.summarize_mean(gain, target=1.5)
     result["analysis_64px"]["sr"] = analysis_rates(box_down(outputs["sr"], SCALE), truths)
   if stage is not None and FLAGS.lm_samples:
