@@ -1,14 +1,16 @@
 """Whether a video tokenizer's ids hold an attribute that its decoded pixels lose: a small classifier on ids.
 
   python bench/id_probe.py --tokens_dir=tokens/world_turns_20k [--attribute=shape] [--num_train=8000]
-      [--steps=1000] [--out=bench/id_probe.json]
+      [--steps=1000] [--latent_frames=0] [--out=bench/id_probe.json]
 
 Trains a small conv net on the `video` stream of a token-shard folder's train split (each id as its LFQ
 code, `[t, h, w, bits]` in {-1, +1} -> three convs over the id grid -> max over the grid -> logits) to read
 one shapes_world attribute of the clip's first object, and scores it on the validation split, beside
-chance and the majority class. Set beside `bench/shapes_analysis.py`'s ceiling (the same attribute read
-from the round trip's pixels): where the probe reads what the pixels do not, the decoder loses it (a
-decoder-only fix keeps the LM's ids); where it cannot, the encoder does (a new tokenizer and LM).
+chance and the majority class. `--latent_frames=1` reads the first latent frame alone (the clip's first
+frame, all an image's encoding holds). Set beside `bench/shapes_analysis.py`'s ceiling (the same
+attribute read from the round trip's pixels): where the probe reads what the pixels do not, the decoder
+loses it (a decoder-only fix keeps the LM's ids); where it cannot, the encoder does (a new tokenizer and
+LM). `bench/id_table.py` then asks whether the ids also say where the outline runs, which drawing needs.
 Prints one JSON line.
 """
 
@@ -37,6 +39,7 @@ flags.DEFINE_integer("num_train", 8000, "Training clips (the first of the train 
 flags.DEFINE_integer("steps", 1000, "Adam steps.")
 flags.DEFINE_integer("batch_size", 64, "Clips per step.")
 flags.DEFINE_integer("width", 64, "Channels of the probe's convs.")
+flags.DEFINE_integer("latent_frames", 0, "Read only each clip's first N latent frames (0: all).")
 flags.DEFINE_integer("seed", 0, "Initialization and batch order.")
 flags.DEFINE_string("out", "bench/id_probe.json", "Where to write the JSON result.")
 flags.mark_flag_as_required("tokens_dir")
@@ -70,7 +73,7 @@ def load(tokens_dir: str, split: str, limit: int, values: tuple[str, ...]) -> tu
   ids, labels = [], []
   for path in token_shards.shard_paths(tokens_dir, split):
     for record in token_shards.read_shard(path):
-      ids.append(record["video"])
+      ids.append(record["video"][: FLAGS.latent_frames or None])
       labels.append(values.index(record["attributes"]["objects"][0][FLAGS.attribute]))
       if len(ids) == limit:
         return np.stack(ids), np.array(labels)
@@ -116,6 +119,7 @@ def main(argv):
     "cpu_count": os.cpu_count(),
     "tokens_dir": FLAGS.tokens_dir,
     "attribute": FLAGS.attribute,
+    "latent_frames": FLAGS.latent_frames or "all",
     "num_train": int(len(train_ids)),
     "steps": FLAGS.steps,
     "validation": intervals.summarize_rate(correct.tolist()),

@@ -8,7 +8,11 @@ given: a decoder that sees one id at a time. Then rebuilds the first frames of `
 that table and from the tokenizer's own decoder, and reads the object's shape from each (as the evaluation
 reads a text_to_image output). Where even the table cannot tell the shapes apart, the
 encoder spends too few ids on outlines and no decoder can draw them (`bench/id_probe.py` reads a clip's
-shape from all of its ids, size and motion included). Prints one JSON line.
+shape from all of its ids, size and motion included). Two more tables bound what any fix can reach:
+`exact_patches` rebuilds each validation patch as the nearest distinct training patch (a per-patch code
+with one id per patch the training frames hold: the ceiling of any tokenizer that codes each 8x8 patch on
+its own), and `id_and_shape` keys the table by the id and the clip's true shape and size (a decoder that
+knows the whole frame's object exactly, and still only these ids at each patch). Prints one JSON line.
 """
 
 import os
@@ -46,6 +50,42 @@ def patches(frames: np.ndarray, p: int) -> np.ndarray:
   return frames[:, 0].reshape(n, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5).astype(np.float64)
 
 
+def frames_of(rows: np.ndarray, n: int, h: int, w: int, p: int) -> np.ndarray:
+  """`[n * h * w, p * p * 3]` patch rows -> `[n, h * p, w * p, 3]` frames (the inverse of `patches`)."""
+  return rows.reshape(n, h, w, p, p, 3).transpose(0, 1, 3, 2, 4, 5).reshape(n, h * p, w * p, 3)
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+  return np.round(frames).clip(0, 255).astype(np.uint8)
+
+
+def object_keys(ids: np.ndarray, examples: list[dict]) -> np.ndarray:
+  """`[N, ...]` ids -> `[N * ...]` keys that also name each clip's first object's shape and size."""
+  objects = [(e["objects"][0]["shape"], e["objects"][0]["size"]) for e in examples]
+  kinds = {kind: i for i, kind in enumerate(sorted(set(world.SHAPE_DIMENSIONS)))}
+  codes = np.array([kinds[o] for o in objects], np.int64)
+  return (ids.reshape(len(examples), -1).astype(np.int64) * len(kinds) + codes[:, None]).reshape(-1)
+
+
+def mean_patch_table(keys: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
+  """Each query key's mean training row (`rows [N, D]` under `keys [N]`); the mean of all rows for a key
+  the training rows never had."""
+  distinct, index = np.unique(keys, return_inverse=True)
+  table = np.zeros((len(distinct), rows.shape[1]))
+  np.add.at(table, index, rows)
+  table /= np.bincount(index)[:, None]
+  found = np.searchsorted(distinct, queries).clip(0, len(distinct) - 1)
+  return np.where((distinct[found] == queries)[:, None], table[found], rows.mean(axis=0))
+
+
+def nearest_rows(queries: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> np.ndarray:
+  """Index of each query's nearest row (squared L2): `[Q, D], [R, D] -> [Q]`."""
+  norms = np.sum(rows**2, axis=1)
+  return np.concatenate(
+    [np.argmin(norms - 2 * queries[i : i + chunk] @ rows.T, axis=1) for i in range(0, len(queries), chunk)]
+  )
+
+
 def shape_rate(examples: list[dict], frames: np.ndarray) -> dict:
   """The rate at which the shape read from `[N, H, W, 3]` frames (as the evaluation reads a text_to_image
   output) is the example's first object's."""
@@ -64,22 +104,21 @@ def main(argv):
   encode, decode = jax.jit(tokenizer.encode), jax.jit(tokenizer.decode)
   batched = lambda fn, x: bench_common.batched(fn, x, FLAGS.batch_size)  # noqa: E731
 
-  _, train = first_frames("train", FLAGS.num_train)
-  train_ids = batched(encode, media.to_model_range(train))[:, 0].reshape(-1)  # [N * h * w]
-  train_patches = patches(train, p).reshape(len(train_ids), -1)
-  distinct, index = np.unique(train_ids, return_inverse=True)
-  table = np.zeros((len(distinct), train_patches.shape[1]))
-  np.add.at(table, index, train_patches)
-  table /= np.bincount(index)[:, None]
+  train_examples, train = first_frames("train", FLAGS.num_train)
+  train_ids = batched(encode, media.to_model_range(train))[:, 0]  # [N, h, w]
+  train_patches = patches(train, p).reshape(train_ids.size, -1)  # [N * h * w, p * p * 3]
 
   examples, frames = first_frames("validation", FLAGS.num)
   ids = batched(encode, media.to_model_range(frames))  # [num, 1, h, w]
-  found = np.searchsorted(distinct, ids.reshape(-1)).clip(0, len(distinct) - 1)
-  known = distinct[found] == ids.reshape(-1)
-  mean_patch = train_patches.mean(axis=0)
-  rows = np.where(known[:, None], table[found], mean_patch)
   n, _, h, w = ids.shape
-  from_table = rows.reshape(n, h, w, p, p, 3).transpose(0, 1, 3, 2, 4, 5).reshape(n, h * p, w * p, 3)
+  from_table = frames_of(mean_patch_table(train_ids.reshape(-1), train_patches, ids.reshape(-1)), n, h, w, p)
+  keyed_rows = mean_patch_table(
+    object_keys(train_ids, train_examples), train_patches, object_keys(ids, examples)
+  )
+  keyed = frames_of(keyed_rows, n, h, w, p)
+  distinct_patches = np.unique(train_patches, axis=0)
+  nearest = nearest_rows(patches(frames, p).reshape(n * h * w, -1), distinct_patches)
+  exact = frames_of(distinct_patches[nearest], n, h, w, p)
   decoded = media.from_model_range(batched(decode, ids))[:, 0]
   psnr = lambda x: float(10 * np.log10(255**2 / np.mean((x.astype(np.float64) - frames[:, 0]) ** 2)))  # noqa: E731
   result = {
@@ -87,16 +126,24 @@ def main(argv):
     "cpu_count": os.cpu_count(),
     "video_tokenizer": path,
     "num_train": FLAGS.num_train,
-    "distinct_first_frame_ids": int(len(distinct)),
+    "distinct_first_frame_ids": int(len(np.unique(train_ids))),
     "codebook": tokenizer.geometry.codebook_size,
-    "validation_ids_in_table": float(known.mean()),
+    "validation_ids_in_table": float(np.isin(ids, train_ids).mean()),
     "shape": {
       "ground_truth": shape_rate(examples, frames[:, 0]),
       "decoder": shape_rate(examples, decoded),
-      "id_table": shape_rate(examples, np.round(from_table).clip(0, 255).astype(np.uint8)),
+      "id_table": shape_rate(examples, to_uint8(from_table)),
+      "id_and_shape_table": shape_rate(examples, to_uint8(keyed)),
+      "exact_patches": shape_rate(examples, to_uint8(exact)),
       "chance": 1 / len(world.SHAPES),
     },
-    "psnr": {"decoder": psnr(decoded), "id_table": psnr(from_table)},
+    "distinct_first_frame_patches": int(len(distinct_patches)),
+    "psnr": {
+      "decoder": psnr(decoded),
+      "id_table": psnr(from_table),
+      "id_and_shape_table": psnr(keyed),
+      "exact_patches": psnr(exact),
+    },
     "seconds": round(time.perf_counter() - start, 1),
   }
   bench_common.emit(result, FLAGS.out)

@@ -19,6 +19,8 @@ Variants:
             adversarially (encoder frozen: every id, so the LM, stays valid), for edges sharp enough to
             tell the shapes apart. 300 steps (2.6 s each) left the shapes as blurred as before and the
             discriminator near chance; an L1-only decoder run (400 steps) left the shape ceiling at 0.34.
+  world_table -- the world tokenizer of the next bundled model: each id a row of a table of the world's
+            most frequent patches (no neural network), built from 3,000 training clips.
   world_edges -- an experiment, not shipped: the bundled LM's world tokenizer fine-tuned whole (every id
             changes) with an edge loss and an MLP per output patch, to give outlines ids of their own.
             Stopped at step 1,000 of 3,000 (0.78 s a step) with no sign of it (`bench/id_table.py
@@ -61,8 +63,13 @@ def get_config(arg=None):
   config.data.holdout = ("Megamind.avi", "Megamind_bugy.avi")
   # Worker threads preparing batches.
   config.data.workers = 1
+  # Clips a patch table is built from (model.kind="patch_table").
+  config.data.num_clips = 0
 
   config.model = ml_collections.ConfigDict()
+  # "magvit": the causal CNN and LFQ (every variant but world_table); "patch_table": each id a row of a
+  # table of the world's patches (videopoet_jax/tokenizers/patch_table.py), built from data.num_clips clips.
+  config.model.kind = "magvit"
   # Space-to-depth factor applied to pixels before the first conv (1 = paper).
   config.model.patch_size = 1
   # Channels of the first resolution; later resolutions multiply it.
@@ -153,7 +160,7 @@ def get_config(arg=None):
     config.model.code_bits = 12
     config.model.entropy_group_bits = 6
     config.train.batch_size = 8
-  elif arg.variant in ("demo", "shapes", "world", "world_sharp", "world_edges", "world128"):
+  elif arg.variant in ("demo", "shapes", "world", "world_sharp", "world_edges", "world128", "world_table"):
     config.model.patch_size = 4
     config.model.base_channels = 32
     config.model.channel_multipliers = (1, 2, 4)
@@ -197,7 +204,7 @@ def get_config(arg=None):
       config.train.init_from = "videopoet_jax/assets/video_tokenizer"
       config.train.learning_rate = 5e-4
       config.train.steps = 1500
-    elif arg.variant in ("world", "world_sharp", "world_edges", "world128"):
+    elif arg.variant in ("world", "world_sharp", "world_edges", "world128", "world_table"):
       # A tokenizer made for the procedural world, trained from scratch on shapes_world only: every conv at
       # the 8x8 id grid (8x8 space-to-depth stem, time halved twice); the encoder sees one patch per id
       # (per-position norms, spatial kernel 1), so a flat background gets one id wherever it is.
@@ -251,6 +258,13 @@ def get_config(arg=None):
         config.train.learning_rate = 5e-4
         config.train.warmup_steps = 50
         config.loss.edge_weight = 1.0
+      if arg.variant == "world_table":
+        # The next bundled model's world tokenizer: the same id format (5x8x8 ids of 14 bits), each id a
+        # row of a table of the world's most frequent patches (first frame: 8x8 pixels; later latent
+        # frames: 4 frames of 8x8), so that the ids place every outline (README, "What drawing the shapes
+        # needs"). Built from 3,000 training clips in a few minutes; no gradient training.
+        config.model.kind = "patch_table"
+        config.data.num_clips = 3000
       if arg.variant == "world128":
         # The super-resolution stage's high-resolution tokenizer (configs/sr.py:demo): the world
         # tokenizer's architecture (every layer per 8x8 patch or convolutional, so any size works) on
@@ -290,6 +304,6 @@ def get_config(arg=None):
   else:
     raise ValueError(
       f"unknown video tokenizer variant {arg.variant!r}: "
-      "tiny | demo | shapes | world | world_sharp | world_edges | faithful64 | paper"
+      "tiny | demo | shapes | world | world_sharp | world_edges | world_table | world128 | faithful64 | paper"
     )
   return config

@@ -37,7 +37,7 @@ def _video(config, key=0, batch=2, frames=None):
   )
 
 
-@pytest.mark.parametrize("variant", ["tiny", "demo", "shapes", "world", "faithful64", "paper"])
+@pytest.mark.parametrize("variant", ["tiny", "demo", "shapes", "world", "world_table", "faithful64", "paper"])
 def test_geometry_of_every_variant(variant):
   from conftest import load_config
 

@@ -18,7 +18,7 @@ from absl import logging
 from flax import nnx
 
 from videopoet_jax import config_utils, distributed
-from videopoet_jax.tokenizers import rvq
+from videopoet_jax.tokenizers import patch_table, rvq
 from videopoet_jax.tokenizers.audio import AudioTokenizer
 from videopoet_jax.tokenizers.video import VideoTokenizer
 
@@ -176,7 +176,15 @@ def warm_start_params(
 def load_video_tokenizer(path: str | None = None):
   """`(VideoTokenizer, config)` from an export folder or workdir (default: the bundled tokenizer)."""
   path = path or bundled_path("video_tokenizer")
-  return load(path, lambda config: VideoTokenizer(config.model, rngs=nnx.Rngs(0)), "video_tokenizer")
+  return load(path, build_video_tokenizer, "video_tokenizer")
+
+
+def build_video_tokenizer(config: ml_collections.ConfigDict, seed: int = 0):
+  """The video tokenizer `config.model.kind` names: a `VideoTokenizer` (MAGVIT-v2; exports older than the
+  key) or a `patch_table.PatchTableTokenizer`."""
+  if config.model.get("kind", "magvit") == patch_table.KIND:
+    return patch_table.PatchTableTokenizer(config.model)
+  return VideoTokenizer(config.model, rngs=nnx.Rngs(seed))
 
 
 def load_audio_tokenizer(path: str | None = None):

@@ -19,9 +19,10 @@ from flax import nnx, struct
 
 from videopoet_jax.data import tokenizer_clips
 from videopoet_jax.tokenizers import discriminator as disc_lib
-from videopoet_jax.tokenizers import lfq, pretrained
+from videopoet_jax.tokenizers import lfq, patch_table, pretrained
 from videopoet_jax.tokenizers.video import DECODER_ARCHITECTURE_KEYS, VideoTokenizer, param_count
 from videopoet_jax.training import data_parallel, loop, optimizers
+from videopoet_jax.training import patch_table as patch_table_training
 
 # PSNR of a mean squared error measured on [-1, 1] pixels (peak-to-peak 2).
 PEAK_SQUARED = 4.0
@@ -224,7 +225,10 @@ class Trainer(data_parallel.DataParallelTrainer):
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains (or resumes) in `workdir`; returns the final state."""
+  """Trains (or resumes) in `workdir`; returns the final state. A patch table (`model.kind="patch_table"`)
+  is built from clips instead (`training/patch_table.py`)."""
+  if config.model.kind == patch_table.KIND:
+    return patch_table_training.build(config, workdir)
   logging.info("video tokenizer: %d parameters", param_count(build_tokenizer(config)))
   return loop.fit(
     Trainer(config),

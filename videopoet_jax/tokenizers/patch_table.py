@@ -1,0 +1,131 @@
+"""A video tokenizer made for a world of few distinct patches: each id is a row of a table of patches.
+
+The learned tokenizer (`video.VideoTokenizer`) spends its ids on colour and coverage and never says where
+an outline runs inside its 8x8 patch, so no decoder draws shapes from them (README, "What drawing the shapes
+needs"). shapes_world has few distinct patches (11,281 first-frame patches in 3,000 clips), so a table of
+the most frequent ones codes each patch nearly exactly in the same id format: pixels `[B, T, H, W, 3]` in
+[-1, 1], T = 1 + s_t*k, map to ids `[B, 1 + k, H/p, W/p]` in [0, 2^code_bits). The first latent frame is
+the first frame's p x p patches, each the nearest row (squared L2) of the `first` table; every later
+latent frame is s_t frames' p x p patches, each the nearest row of the `later` table. Each latent frame is
+coded alone (causal), and a still image encodes to the first latent frame of any clip that starts with it.
+Tables are uint8 pixels, built from training clips by `build_tables` (no gradient training).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from videopoet_jax.tokenizers import lfq
+from videopoet_jax.tokenizers.video import VideoGeometry, check_ids, check_video
+
+# Config value of `model.kind` that selects this tokenizer.
+KIND = "patch_table"
+# Queries per nearest-row search (bounds the [queries, rows] distance matrix).
+SEARCH_CHUNK = 1024
+
+
+def check_geometry(geometry: VideoGeometry) -> None:
+  if any(geometry.spatial_downsample):
+    raise ValueError(
+      "a patch table tokenizer takes its patches whole: use patch_size, not spatial_downsample"
+    )
+
+
+def to_latent_patches(video: jax.Array, geometry: VideoGeometry) -> tuple[jax.Array, jax.Array]:
+  """`[B, T, H, W, 3]` -> `(first [B, 1, h, w, p*p*3], later [B, k, h, w, s_t*p*p*3])`: each latent
+  frame's patches, frames then rows then columns then channels within a patch."""
+  b, t, hh, ww, c = video.shape
+  p, st = geometry.spatial_factor, geometry.temporal_factor
+  lt, h, w = geometry.latent_shape(t, hh, ww)
+  first = video[:, :1].reshape(b, 1, h, p, w, p, c).transpose(0, 1, 2, 4, 3, 5, 6).reshape(b, 1, h, w, -1)
+  later = video[:, 1:].reshape(b, lt - 1, st, h, p, w, p, c).transpose(0, 1, 3, 5, 2, 4, 6, 7)
+  return first, later.reshape(b, lt - 1, h, w, st * p * p * c)
+
+
+def from_latent_patches(first: jax.Array, later: jax.Array, geometry: VideoGeometry) -> jax.Array:
+  """The inverse of `to_latent_patches`: -> `[B, T, H, W, 3]`."""
+  b, k, h, w, _ = later.shape
+  p, st = geometry.spatial_factor, geometry.temporal_factor
+  head = first.reshape(b, 1, h, w, p, p, 3).transpose(0, 1, 2, 4, 3, 5, 6).reshape(b, 1, h * p, w * p, 3)
+  tail = later.reshape(b, k, h, w, st, p, p, 3).transpose(0, 1, 4, 2, 5, 3, 6, 7)
+  return jnp.concatenate([head, tail.reshape(b, k * st, h * p, w * p, 3)], axis=1)
+
+
+def nearest_rows(queries: jax.Array, table: jax.Array) -> jax.Array:
+  """Index of each query's nearest table row (squared L2; the first on ties): `[..., D], [K, D] -> [...]`."""
+  shape = queries.shape[:-1]
+  q = queries.reshape(-1, queries.shape[-1]).astype(jnp.float32)
+  rows = table.astype(jnp.float32)
+  norms = jnp.sum(rows**2, axis=1)
+  pad = -len(q) % SEARCH_CHUNK
+  chunks = jnp.pad(q, ((0, pad), (0, 0))).reshape(-1, SEARCH_CHUNK, q.shape[-1])
+  index = jax.lax.map(lambda c: jnp.argmin(norms - 2.0 * c @ rows.T, axis=1), chunks).reshape(-1)
+  return index[: len(q)].reshape(shape).astype(jnp.int32)
+
+
+class PatchTableTokenizer(nnx.Module):
+  """`encode(video) -> ids`, `decode(ids) -> video`, `ids <-> codes`, as `video.VideoTokenizer`."""
+
+  def __init__(self, model: ml_collections.ConfigDict, *, rngs: nnx.Rngs | None = None):
+    del rngs  # nothing random: the tables are built from clips (`build_tables`)
+    self.geometry = VideoGeometry.from_config(model)
+    check_geometry(self.geometry)
+    rows, p, st = self.geometry.codebook_size, self.geometry.spatial_factor, self.geometry.temporal_factor
+    self.first = nnx.Param(jnp.zeros((rows, p * p * 3), jnp.uint8))
+    self.later = nnx.Param(jnp.zeros((rows, st * p * p * 3), jnp.uint8))
+
+  def encode(self, video: jax.Array) -> jax.Array:
+    """`[B, T, H, W, 3]` in [-1, 1] -> ids `[B, t, h, w]` int32 in [0, 2^code_bits)."""
+    check_video(video, self.geometry)
+    pixels = jnp.round((video + 1.0) * 127.5)
+    first, later = to_latent_patches(pixels, self.geometry)
+    ids = [nearest_rows(first, self.first.value)]
+    if later.shape[1]:
+      ids.append(nearest_rows(later, self.later.value))
+    return jnp.concatenate(ids, axis=1)
+
+  def decode(self, ids: jax.Array) -> jax.Array:
+    """ids `[B, t, h, w]` -> video `[B, T, H, W, 3]` in [-1, 1]."""
+    check_ids(ids, self.geometry)
+    first = jnp.take(self.first.value, ids[:, :1], axis=0)
+    later = jnp.take(self.later.value, ids[:, 1:], axis=0)
+    return from_latent_patches(first, later, self.geometry).astype(jnp.float32) / 127.5 - 1.0
+
+  def ids_to_codes(self, ids: jax.Array) -> jax.Array:
+    """ids `[B, t, h, w]` -> codes `[B, t, h, w, code_bits]` in {-1, +1} (the ids' bits, as LFQ's)."""
+    return lfq.ids_to_codes(ids, self.geometry.code_bits)
+
+  def codes_to_ids(self, codes: jax.Array) -> jax.Array:
+    """codes `[B, t, h, w, code_bits]` -> ids `[B, t, h, w]`."""
+    return lfq.codes_to_ids(codes)
+
+
+def most_frequent_rows(rows: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
+  """`([limit, D] uint8 table, distinct)`: the `limit` most frequent distinct rows of `rows [N, D]` uint8,
+  most frequent first, then copies of the first row (never the nearest of anything before it)."""
+  rows = np.ascontiguousarray(rows, dtype=np.uint8)
+  keys = rows.view(np.dtype((np.void, rows.shape[1]))).reshape(-1)
+  _, first_index, counts = np.unique(keys, return_index=True, return_counts=True)
+  order = np.argsort(-counts, kind="stable")[:limit]
+  table = rows[first_index[order]]
+  pad = np.repeat(table[:1], limit - len(table), axis=0)
+  return np.concatenate([table, pad]), len(counts)
+
+
+def build_tables(videos: np.ndarray, geometry: VideoGeometry) -> tuple[dict[str, np.ndarray], dict]:
+  """`({"first": [K, p*p*3], "later": [K, s_t*p*p*3]} uint8, stats)` from `[N, T, H, W, 3]` uint8 clips:
+  each table the K = 2^code_bits most frequent distinct patches of its latent frames; stats counts the
+  distinct patches of each (more than K: the rarest are coded by their nearest kept neighbour)."""
+  check_geometry(geometry)
+  first, later = to_latent_patches(np.asarray(videos, np.uint8), geometry)
+  k = geometry.codebook_size
+  tables, stats = {}, {}
+  for name, patches in (("first", first), ("later", later)):
+    tables[name], stats[f"distinct_{name}_patches"] = most_frequent_rows(
+      np.asarray(patches).reshape(-1, patches.shape[-1]), k
+    )
+  return tables, stats
