@@ -27,7 +27,7 @@ from absl import app, flags, logging
 from videopoet_jax.data import media, shapes_world_dataset
 from videopoet_jax.data import shapes_world as world
 from videopoet_jax.eval import intervals, shapes_scores
-from videopoet_jax.tokenizers import pretrained
+from videopoet_jax.tokenizers import patch_table, pretrained
 
 flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: the bundled model's).")
 flags.DEFINE_integer("num_train", 3000, "Training clips whose first frames fill the table.")
@@ -78,14 +78,6 @@ def mean_patch_table(keys: np.ndarray, rows: np.ndarray, queries: np.ndarray) ->
   return np.where((distinct[found] == queries)[:, None], table[found], rows.mean(axis=0))
 
 
-def nearest_rows(queries: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> np.ndarray:
-  """Index of each query's nearest row (squared L2): `[Q, D], [R, D] -> [Q]`."""
-  norms = np.sum(rows**2, axis=1)
-  return np.concatenate(
-    [np.argmin(norms - 2 * queries[i : i + chunk] @ rows.T, axis=1) for i in range(0, len(queries), chunk)]
-  )
-
-
 def shape_rate(examples: list[dict], frames: np.ndarray) -> dict:
   """The rate at which the shape read from `[N, H, W, 3]` frames (as the evaluation reads a text_to_image
   output) is the example's first object's."""
@@ -117,7 +109,7 @@ def main(argv):
   )
   keyed = frames_of(keyed_rows, n, h, w, p)
   distinct_patches = np.unique(train_patches, axis=0)
-  nearest = nearest_rows(patches(frames, p).reshape(n * h * w, -1), distinct_patches)
+  nearest = np.asarray(patch_table.nearest_rows(patches(frames, p).reshape(n * h * w, -1), distinct_patches))
   exact = frames_of(distinct_patches[nearest], n, h, w, p)
   decoded = media.from_model_range(batched(decode, ids))[:, 0]
   psnr = lambda x: float(10 * np.log10(255**2 / np.mean((x.astype(np.float64) - frames[:, 0]) ** 2)))  # noqa: E731

@@ -262,7 +262,7 @@ def get_config(arg=None):
         # The next bundled model's world tokenizer: the same id format (5x8x8 ids of 14 bits), each id a
         # row of a table of the world's most frequent patches (first frame: 8x8 pixels; later latent
         # frames: 4 frames of 8x8), so that the ids place every outline (README, "What drawing the shapes
-        # needs"). Built from 3,000 training clips in a few minutes; no gradient training.
+        # needs"). Built from 3,000 training clips in 15 s; no gradient training.
         config.model.kind = "patch_table"
         config.data.num_clips = 3000
       if arg.variant == "world128":

@@ -174,7 +174,8 @@ def warm_start_params(
 
 
 def load_video_tokenizer(path: str | None = None):
-  """`(VideoTokenizer, config)` from an export folder or workdir (default: the bundled tokenizer)."""
+  """`(tokenizer, config)` from an export folder or workdir (default: the bundled tokenizer); the tokenizer
+  is the kind its config names (`build_video_tokenizer`)."""
   path = path or bundled_path("video_tokenizer")
   return load(path, build_video_tokenizer, "video_tokenizer")
 
