@@ -28,6 +28,7 @@ from videopoet_jax.data import media, shapes_world_dataset
 from videopoet_jax.data import shapes_world as world
 from videopoet_jax.eval import intervals, shapes_scores
 from videopoet_jax.tokenizers import patch_table, pretrained
+from videopoet_jax.tokenizers.layers import depth_to_space, space_to_depth
 
 flags.DEFINE_string("video_tokenizer", None, "Video tokenizer export (default: the bundled model's).")
 flags.DEFINE_integer("num_train", 3000, "Training clips whose first frames fill the table.")
@@ -45,14 +46,13 @@ def first_frames(split: str, num: int) -> tuple[list[dict], np.ndarray]:
 
 
 def patches(frames: np.ndarray, p: int) -> np.ndarray:
-  """`[N, 1, H, W, 3]` -> `[N, H/p, W/p, p, p, 3]` float64."""
-  n, _, h, w, c = frames.shape
-  return frames[:, 0].reshape(n, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5).astype(np.float64)
+  """`[N, 1, H, W, 3]` -> `[N * H/p * W/p, p * p * 3]` float64 rows (`space_to_depth`'s patch layout)."""
+  return np.asarray(space_to_depth(frames, p), np.float64).reshape(-1, p * p * frames.shape[-1])
 
 
 def frames_of(rows: np.ndarray, n: int, h: int, w: int, p: int) -> np.ndarray:
   """`[n * h * w, p * p * 3]` patch rows -> `[n, h * p, w * p, 3]` frames (the inverse of `patches`)."""
-  return rows.reshape(n, h, w, p, p, 3).transpose(0, 1, 3, 2, 4, 5).reshape(n, h * p, w * p, 3)
+  return np.asarray(depth_to_space(rows.reshape(n, 1, h, w, -1), 1, p))[:, 0]
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -98,7 +98,7 @@ def main(argv):
 
   train_examples, train = first_frames("train", FLAGS.num_train)
   train_ids = batched(encode, media.to_model_range(train))[:, 0]  # [N, h, w]
-  train_patches = patches(train, p).reshape(train_ids.size, -1)  # [N * h * w, p * p * 3]
+  train_patches = patches(train, p)  # [N * h * w, p * p * 3]
 
   examples, frames = first_frames("validation", FLAGS.num)
   ids = batched(encode, media.to_model_range(frames))  # [num, 1, h, w]
@@ -109,7 +109,7 @@ def main(argv):
   )
   keyed = frames_of(keyed_rows, n, h, w, p)
   distinct_patches = np.unique(train_patches, axis=0)
-  nearest = np.asarray(patch_table.nearest_rows(patches(frames, p).reshape(n * h * w, -1), distinct_patches))
+  nearest = np.asarray(patch_table.nearest_rows(patches(frames, p), distinct_patches))
   exact = frames_of(distinct_patches[nearest], n, h, w, p)
   decoded = media.from_model_range(batched(decode, ids))[:, 0]
   psnr = lambda x: float(10 * np.log10(255**2 / np.mean((x.astype(np.float64) - frames[:, 0]) ** 2)))  # noqa: E731

@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from videopoet_jax.tokenizers import lfq
+from videopoet_jax.tokenizers.layers import depth_to_space, space_to_depth
 from videopoet_jax.tokenizers.video import VideoGeometry, check_ids, check_video
 
 # Config value of `model.kind` that selects this tokenizer.
@@ -37,22 +38,23 @@ def check_geometry(geometry: VideoGeometry) -> None:
 
 def to_latent_patches(video: jax.Array, geometry: VideoGeometry) -> tuple[jax.Array, jax.Array]:
   """`[B, T, H, W, 3]` -> `(first [B, 1, h, w, p*p*3], later [B, k, h, w, s_t*p*p*3])`: each latent
-  frame's patches, frames then rows then columns then channels within a patch."""
+  frame's patches (`space_to_depth` per frame), its s_t frames stacked in the channels."""
   b, t, hh, ww, c = video.shape
   p, st = geometry.spatial_factor, geometry.temporal_factor
   lt, h, w = geometry.latent_shape(t, hh, ww)
-  first = video[:, :1].reshape(b, 1, h, p, w, p, c).transpose(0, 1, 2, 4, 3, 5, 6).reshape(b, 1, h, w, -1)
-  later = video[:, 1:].reshape(b, lt - 1, st, h, p, w, p, c).transpose(0, 1, 3, 5, 2, 4, 6, 7)
-  return first, later.reshape(b, lt - 1, h, w, st * p * p * c)
+  first = space_to_depth(video[:, :1], p)
+  later = space_to_depth(video[:, 1:], p).reshape(b, lt - 1, st, h, w, p * p * c)
+  return first, later.transpose(0, 1, 3, 4, 2, 5).reshape(b, lt - 1, h, w, st * p * p * c)
 
 
 def from_latent_patches(first: jax.Array, later: jax.Array, geometry: VideoGeometry) -> jax.Array:
   """The inverse of `to_latent_patches`: -> `[B, T, H, W, 3]`."""
   b, k, h, w, _ = later.shape
   p, st = geometry.spatial_factor, geometry.temporal_factor
-  head = first.reshape(b, 1, h, w, p, p, 3).transpose(0, 1, 2, 4, 3, 5, 6).reshape(b, 1, h * p, w * p, 3)
-  tail = later.reshape(b, k, h, w, st, p, p, 3).transpose(0, 1, 4, 2, 5, 3, 6, 7)
-  return jnp.concatenate([head, tail.reshape(b, k * st, h * p, w * p, 3)], axis=1)
+  frames = (
+    later.reshape(b, k, h, w, st, p * p * 3).transpose(0, 1, 4, 2, 3, 5).reshape(b, k * st, h, w, p * p * 3)
+  )
+  return depth_to_space(jnp.concatenate([first, frames], axis=1), 1, p)
 
 
 def nearest_rows(queries: jax.Array, table: jax.Array) -> jax.Array:
