@@ -15,7 +15,9 @@ Variants:
             prompted video tasks get most of the steps; `demo,phase=3` continues that on
             compositional_turns (tokens/world_turns_20k: clips that turn after their first second), so
             that extension follows a new prompt; `demo,phase=4` continues that on clips that all turn
-            (tokens/world_all_turns_6k), continuation weighted most.
+            (tokens/world_all_turns_6k), continuation weighted most. `demo,ids=table`: one run on
+            compositional_turns tokenized by the world's patch table (configs/video_tokenizer.py:world_table,
+            tokens/table_turns_20k), the video ids' embeddings started from their patches' pixels.
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
@@ -128,7 +130,7 @@ PAPER_BATCH = 1024
 
 def get_config(arg=None):
   """Returns the LM config for `arg` (a variant name plus optional key=value items, e.g. topology=v5p-256)."""
-  arg = parse_arg(arg, variant="demo", topology="", phase=1)
+  arg = parse_arg(arg, variant="demo", topology="", phase=1, ids="world")
   if arg.variant not in SIZES:
     raise ValueError(f"unknown LM variant {arg.variant!r}; known: {', '.join(SIZES)}")
   config = ml_collections.ConfigDict()
@@ -214,6 +216,9 @@ def get_config(arg=None):
   # An LM export or workdir of the same architecture whose parameters the run starts from ("": random
   # init); the optimizer and schedule start afresh. How a model's training continues across sessions.
   config.train.init_from = ""
+  # "content": the video ids' embedding rows start as a projection of what each id draws (a patch table
+  # tokenizer's pixels; similar patches, similar rows), after any warm start. "": the plain init.
+  config.train.video_embedding_init = ""
   # EMA of the exported weights (0: export the trained weights).
   config.train.ema_decay = 0.0
   config.train.log_every = 25
@@ -304,8 +309,20 @@ def get_config(arg=None):
       config.train.learning_rate = 3e-4
     if arg.phase not in (1, 2, 3, 4):
       raise ValueError(f"phase={arg.phase}: the demo variant has phases 1 to 4")
-  elif arg.phase != 1:
-    raise ValueError(f"phase={arg.phase} is only for the demo variant")
+    if arg.ids == "table":
+      # One phase on compositional_turns (20,000 clips, a quarter turning after their first second) through
+      # the world's patch table: every id one exact patch, 16,384 of them, so each id's embedding starts
+      # from its pixels (what the LM learns of one patch carries to its neighbours); warm-started from a
+      # world-id model (`train.init_from`: text, tasks and positions carry over, the video rows are new).
+      if arg.phase != 1:
+        raise ValueError("ids=table has one phase")
+      config.data.tokens_dir = "tokens/table_turns_20k"
+      config.train.video_embedding_init = "content"
+      config.mixture.weights.continuation = 3.0
+    elif arg.ids != "world":
+      raise ValueError(f"ids={arg.ids!r}: world (configs/video_tokenizer.py:world) or table (:world_table)")
+  elif arg.phase != 1 or arg.ids != "world":
+    raise ValueError(f"phase={arg.phase}, ids={arg.ids} are only for the demo variant")
   if arg.variant == "tiny":
     config.vocab.video_bits = 4
     config.vocab.audio_levels = 2

@@ -291,3 +291,44 @@ def test_a_run_whose_shards_name_a_missing_tokenizer_stops_before_its_first_step
   with pytest.raises(FileNotFoundError, match="names the video_tokenizer that made its ids"):
     lm.train(tiny_lm_config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+def test_content_init_gives_video_ids_that_draw_alike_embeddings_alike(
+  tiny_lm_config, tiny_video_config, tmp_path
+):
+  """`train.video_embedding_init="content"`: the video ids' embedding rows are a projection of the shards'
+  patch table's pixels (equal patches -> equal rows, at the init's scale); every other row is the plain
+  init's; a learned tokenizer (no per-id pixels) is refused."""
+  from videopoet_jax.tokenizers import patch_table
+  from videopoet_jax.training import patch_table as patch_table_training
+
+  table_config = tiny_video_config
+  table_config.model.update(kind=patch_table.KIND, patch_size=8, spatial_downsample=(False, False))
+  table_config.model.code_bits = tiny_lm_config.vocab.video_bits
+  table_config.data.num_clips = 1
+  tokenizer = patch_table_training.build(table_config, str(tmp_path / "table"))
+  tokens_dir = tiny_lm_config.data.tokens_dir
+  manifest = token_shards.read_manifest(tokens_dir)
+  manifest["video_tokenizer"]["path"] = str(tmp_path / "table")
+  token_shards.write_manifest(tokens_dir, manifest)
+  plain = _params(lm.Trainer(tiny_lm_config, data=False).init())["embed"]["embedding"]
+  config = ml_collections.ConfigDict(tiny_lm_config.to_dict())
+  config.train.video_embedding_init = "content"
+  trainer = lm.Trainer(config, data=False)
+  table = _params(trainer.init())["embed"]["embedding"]
+  start, stop = trainer.vocab.ranges()["video"]
+  video_rows = np.asarray(table[start:stop])
+  np.testing.assert_array_equal(
+    np.delete(table, np.s_[start:stop], 0), np.delete(plain, np.s_[start:stop], 0)
+  )
+  np.testing.assert_allclose(np.std(video_rows), config.model.width**-0.5, rtol=1e-4)
+  pixels = np.asarray(tokenizer.id_pixels())
+  same = [(i, j) for i in range(len(pixels)) for j in range(i) if np.array_equal(pixels[i], pixels[j])]
+  assert same, "one clip's tiny table pads with copies of its first row"
+  for i, j in same:
+    np.testing.assert_array_equal(video_rows[i], video_rows[j])
+  assert not np.allclose(video_rows[0], video_rows[1])
+  manifest["video_tokenizer"]["path"] = None
+  token_shards.write_manifest(tokens_dir, manifest)
+  with pytest.raises(ValueError, match="needs a video tokenizer that draws each id alone"):
+    lm.Trainer(config, data=False).init()

@@ -60,6 +60,22 @@ def test_the_table_keeps_the_most_frequent_rows_and_pads_with_the_first():
   np.testing.assert_array_equal(patch_table.nearest_rows(np.array([[2.0, 2.0], [1.2, 0.9]]), table), [0, 2])
 
 
+@pytest.mark.parametrize("exact_share", [1.0, 0.9, 0.0])
+def test_lookup_finds_the_nearest_row_whether_few_or_all_queries_are_table_rows(exact_share):
+  """The hash lookup with its miss search (few misses) or the full search (many) equals `nearest_rows`,
+  ties to the first row included (the table pads with copies of row 0)."""
+  rng = np.random.default_rng(0)
+  table = np.concatenate([rng.integers(0, 256, (40, 12)), np.zeros((8, 12))]).astype(np.uint8)
+  table[41:] = table[0]
+  queries = rng.integers(0, 256, (200, 12)).astype(np.float32)
+  exact = rng.random(200) < exact_share
+  queries[exact] = table[rng.integers(0, 48, exact.sum())]
+  np.testing.assert_array_equal(
+    patch_table.lookup_rows(queries, table), patch_table.nearest_rows(queries, table)
+  )
+  assert np.all(np.asarray(patch_table.lookup_rows(queries, table)) < 41)
+
+
 def test_an_export_loads_back_and_a_second_build_keeps_it(table_config, built):
   tokenizer, workdir = built
   loaded, config = pretrained.load_video_tokenizer(str(workdir))

@@ -119,16 +119,18 @@ def shard_records(encoder, examples, first_index, streams, features, text_tokeni
     }
     for i, example in enumerate(examples)
   ]
-  # Every video-like stream of the shard goes through the tokenizer together (fuller batches).
+  # Every video-like stream of the shard goes through the tokenizer together (fuller batches), one stream
+  # after another (a batch holds one kind of clip: a patch table finds a clip's patches in its table, a
+  # structure clip's it searches for).
   masked = [s for s in MASKED_STREAMS if s in streams]
-  jobs = []
-  for i, example in enumerate(examples):
-    if "video" in streams or masked:
-      jobs.append((i, "video", np.asarray(example["video"])))
-    if "structure_video" in streams:
-      jobs.append((i, "structure_video", conditioning.structure_clip(example)))
-    if "reversed_video" in streams:
-      jobs.append((i, "reversed_video", conditioning.reversed_clip(example)))
+  clip_of = {"video": lambda e: np.asarray(e["video"])} if "video" in streams or masked else {}
+  if "structure_video" in streams:
+    clip_of["structure_video"] = conditioning.structure_clip
+  if "reversed_video" in streams:
+    clip_of["reversed_video"] = conditioning.reversed_clip
+  jobs = [
+    (i, stream, clip(example)) for stream, clip in clip_of.items() for i, example in enumerate(examples)
+  ]
   if jobs:
     ids = encode_many(encoder.video, [clip for _, _, clip in jobs])
     for (i, stream, _), stream_ids in zip(jobs, ids, strict=True):

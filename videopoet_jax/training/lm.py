@@ -173,6 +173,17 @@ def summarize_sums(window: list[dict], prefix: str = "") -> dict[str, float]:
   return out
 
 
+def content_embeddings(features: jax.Array, width: int, std: float, seed: int = 0) -> jax.Array:
+  """`[K, F]` per-id content (e.g. `PatchTableTokenizer.id_pixels`) -> `[K, width]` embedding rows: the
+  centred features through a fixed Gaussian projection, scaled to `std` per element. Ids that draw alike
+  start alike (a random projection keeps distances), so what the LM learns of one id carries to its
+  neighbours, in the input and through the tied output layer."""
+  centred = features - jnp.mean(features, axis=0)
+  projection = jax.random.normal(jax.random.key(seed), (features.shape[1], width), jnp.float32)
+  rows = centred @ projection
+  return rows * (std / jnp.maximum(jnp.std(rows), 1e-12))
+
+
 class Trainer:
   """The sharded state, the jitted step and the data of one LM run; shared by `train` and the tests."""
 
@@ -237,12 +248,39 @@ class Trainer:
     del batch  # nothing is initialized from data
     state = jax.jit(lambda: init_state(self.config)[1], out_shardings=self.state_sharding)()
     source = self.config.train.init_from
-    if not source:
+    params = state.params
+    if source:
+      params = pretrained.warm_start_params(source, build_model, "lm", self.config, params)
+      logging.info("parameters initialized from %s", source)
+    if self.config.train.get("video_embedding_init", "") == "content":
+      params = self.with_content_video_embeddings(params)
+    elif self.config.train.get("video_embedding_init", ""):
+      raise ValueError(
+        f"train.video_embedding_init={self.config.train.video_embedding_init!r}: '' or 'content'"
+      )
+    if params is state.params:
       return state
-    params = pretrained.warm_start_params(source, build_model, "lm", self.config, state.params)
-    logging.info("parameters initialized from %s", source)
     ema = None if state.ema_params is None else jax.tree.map(jnp.copy, params)
     return state.replace(params=params, ema_params=ema)
+
+  def with_content_video_embeddings(self, params: nnx.State) -> nnx.State:
+    """`params` with the video ids' embedding rows replaced by `content_embeddings` of the shards' video
+    tokenizer (`train.video_embedding_init="content"`; a tokenizer with `id_pixels`, e.g. a patch table)."""
+    source = self.tokenizer_sources().get("video_tokenizer")
+    tokenizer = pretrained.load_video_tokenizer(source)[0]
+    if not hasattr(tokenizer, "id_pixels"):
+      raise ValueError(
+        f"train.video_embedding_init='content' needs a video tokenizer that draws each id alone (a patch"
+        f" table); {source or 'the bundled one'} is a {type(tokenizer).__name__}"
+      )
+    table = params["embed"]["embedding"].value
+    start, stop = self.vocab.ranges()["video"]
+    rows = content_embeddings(tokenizer.id_pixels(), table.shape[1], self.config.model.width**-0.5)
+    if rows.shape[0] != stop - start:
+      raise ValueError(f"the video tokenizer has {rows.shape[0]} ids, the vocabulary {stop - start}")
+    params["embed"]["embedding"].value = table.at[start:stop].set(rows.astype(table.dtype))
+    logging.info("video id embeddings initialized from %s's patch pixels", source or "the bundled tokenizer")
+    return params
 
   def put_batch(self, batch) -> dict:
     """A host `sequence.Batch` (this process's rows) -> global arrays split over the batch axes."""
