@@ -29,7 +29,7 @@ from PIL import Image
 from videopoet_jax import cli_errors
 from videopoet_jax.data import media
 from videopoet_jax.eval import audio_metrics, video_metrics
-from videopoet_jax.tokenizers import pretrained, refine
+from videopoet_jax.tokenizers import patch_table, pretrained, refine
 from videopoet_jax.training.progress import quiet_unless_verbose
 
 flags.DEFINE_string("video", None, "Video file to round-trip.")
@@ -88,6 +88,11 @@ def eval_video() -> dict:
   if decoded.note:
     print(f"note: {decoded.note}", file=sys.stderr)
   clips = video_metrics.clips_from_video(decoded, config.data.frames, config.data.fps, config.data.size)
+  if (FLAGS.refine_steps or FLAGS.refine_flip_rounds) and config.model.get("kind") == patch_table.KIND:
+    raise ValueError(
+      "--refine_steps/--refine_flip_rounds search a learned tokenizer's codes; a patch table's encode"
+      " already takes each patch's nearest row"
+    )
   if FLAGS.refine_steps or FLAGS.refine_flip_rounds:
     encode = searching_encoder(tokenizer, math.ceil(len(clips) / FLAGS.batch_size))
   else:
