@@ -319,6 +319,8 @@ def get_config(arg=None):
       config.data.tokens_dir = "tokens/table_turns_20k"
       config.train.video_embedding_init = "content"
       config.mixture.weights.continuation = 3.0
+      config.train.steps = 1200
+      config.train.warmup_steps = 100
     elif arg.ids != "world":
       raise ValueError(f"ids={arg.ids!r}: world (configs/video_tokenizer.py:world) or table (:world_table)")
   elif arg.phase != 1 or arg.ids != "world":
