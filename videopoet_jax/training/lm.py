@@ -244,22 +244,22 @@ class Trainer:
 
   def init(self, batch=None) -> TrainState:
     """A fresh state; with `train.init_from` (an LM export or workdir of the same architecture), its
-    parameters start from that model's (warm start: the optimizer and schedule start afresh)."""
+    parameters start from that model's (warm start: the optimizer and schedule start afresh); with
+    `train.video_embedding_init="content"`, the video ids' embedding rows then start from what they draw."""
     del batch  # nothing is initialized from data
     state = jax.jit(lambda: init_state(self.config)[1], out_shardings=self.state_sharding)()
     source = self.config.train.init_from
+    embedding_init = self.config.train.get("video_embedding_init", "")
+    if embedding_init not in ("", "content"):
+      raise ValueError(f"train.video_embedding_init={embedding_init!r}: '' or 'content'")
+    if not source and not embedding_init:
+      return state
     params = state.params
     if source:
       params = pretrained.warm_start_params(source, build_model, "lm", self.config, params)
       logging.info("parameters initialized from %s", source)
-    if self.config.train.get("video_embedding_init", "") == "content":
+    if embedding_init:
       params = self.with_content_video_embeddings(params)
-    elif self.config.train.get("video_embedding_init", ""):
-      raise ValueError(
-        f"train.video_embedding_init={self.config.train.video_embedding_init!r}: '' or 'content'"
-      )
-    if params is state.params:
-      return state
     ema = None if state.ema_params is None else jax.tree.map(jnp.copy, params)
     return state.replace(params=params, ema_params=ema)
 
@@ -278,7 +278,9 @@ class Trainer:
     rows = content_embeddings(tokenizer.id_pixels(), table.shape[1], self.config.model.width**-0.5)
     if rows.shape[0] != stop - start:
       raise ValueError(f"the video tokenizer has {rows.shape[0]} ids, the vocabulary {stop - start}")
-    params["embed"]["embedding"].value = table.at[start:stop].set(rows.astype(table.dtype))
+    params["embed"]["embedding"].value = jax.device_put(
+      table.at[start:stop].set(rows.astype(table.dtype)), table.sharding
+    )
     logging.info("video id embeddings initialized from %s's patch pixels", source or "the bundled tokenizer")
     return params
 
