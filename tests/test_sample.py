@@ -159,9 +159,12 @@ def test_super_resolution_joins_runs_of_one_clip_and_needs_an_sr_stage(generator
   prompt = ["a red circle"]
   high = generator.super_resolve(clips, prompt, seed=0)
   assert high.shape == (1, FRAMES + 3, 2 * SIZE, 2 * SIZE, 3) and high.dtype == np.uint8
-  np.testing.assert_array_equal(high[:, :FRAMES], generator.super_resolve(clips[:, :FRAMES], prompt, 1))
+  # Equal up to one uint8 level: the run and the clip alone decode in batches of different shapes, whose float
+  # sums XLA may order differently on some CPUs (one pixel in 27,648 rounded the other way on one machine).
+  same = lambda a, b: np.testing.assert_allclose(a.astype(int), b.astype(int), rtol=0, atol=1)  # noqa: E731
+  same(high[:, :FRAMES], generator.super_resolve(clips[:, :FRAMES], prompt, 1))
   last = np.concatenate([clips[:, FRAMES:], np.repeat(clips[:, -1:], FRAMES - 3, axis=1)], axis=1)
-  np.testing.assert_array_equal(high[:, FRAMES:], generator.super_resolve(last, prompt, 2)[:, :3])
+  same(high[:, FRAMES:], generator.super_resolve(last, prompt, 2)[:, :3])
   without = Generator.load(bundle["lm_no_stylize"])
   with pytest.raises(ValueError, match="^this model has no super-resolution stage"):
     without.super_resolve(clips, [None], 0)
