@@ -86,8 +86,9 @@ def lookup_rows(queries: jax.Array, table: jax.Array) -> jax.Array:
   they are at most MISS_BUDGET of the queries, else all of them."""
   shape, table = queries.shape[:-1], jnp.asarray(table)
   q = jnp.asarray(queries).reshape(-1, queries.shape[-1])
-  order = jnp.argsort(row_hashes(table), stable=True)
-  sorted_hashes = row_hashes(table)[order]
+  table_hashes = row_hashes(table)
+  order = jnp.argsort(table_hashes, stable=True)
+  sorted_hashes = table_hashes[order]
   slot = jnp.clip(jnp.searchsorted(sorted_hashes, row_hashes(q)), 0, len(order) - 1)
   candidate = order[slot].astype(jnp.int32)
   hit = jnp.all(jnp.take(table, candidate, axis=0).astype(q.dtype) == q, axis=-1)
