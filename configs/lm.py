@@ -15,9 +15,10 @@ Variants:
             prompted video tasks get most of the steps; `demo,phase=3` continues that on
             compositional_turns (tokens/world_turns_20k: clips that turn after their first second), so
             that extension follows a new prompt; `demo,phase=4` continues that on clips that all turn
-            (tokens/world_all_turns_6k), continuation weighted most. `demo,ids=table`: one run on
-            compositional_turns tokenized by the world's patch table (configs/video_tokenizer.py:world_table,
-            tokens/table_turns_20k), the video ids' embeddings started from their patches' pixels.
+            (tokens/world_all_turns_6k), continuation weighted most. `demo,ids=table`: compositional_turns
+            tokenized by the world's patch table (configs/video_tokenizer.py:world_table,
+            tokens/table_turns_20k), the video ids' embeddings started from their patches' pixels;
+            `demo,ids=table,phase=2` continues it with phase 2's weights (scripts/build_bundled_model.sh).
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
@@ -310,17 +311,23 @@ def get_config(arg=None):
     if arg.phase not in (1, 2, 3, 4):
       raise ValueError(f"phase={arg.phase}: the demo variant has phases 1 to 4")
     if arg.ids == "table":
-      # One phase on compositional_turns (20,000 clips, a quarter turning after their first second) through
+      # Phase 1 on compositional_turns (20,000 clips, a quarter turning after their first second) through
       # the world's patch table: every id one exact patch, 16,384 of them, so each id's embedding starts
       # from its pixels (what the LM learns of one patch carries to its neighbours); warm-started from a
       # world-id model (`train.init_from`: text, tasks and positions carry over, the video rows are new).
-      if arg.phase != 1:
-        raise ValueError("ids=table has one phase")
+      # Phase 2 continues phase 1 (`train.init_from` = its workdir) with phase 2's weights and lower rate
+      # (above) on the same clips: the two are one run split where a session may end.
+      if arg.phase not in (1, 2):
+        raise ValueError("ids=table has phases 1 and 2")
       config.data.tokens_dir = "tokens/table_turns_20k"
-      config.train.video_embedding_init = "content"
-      config.mixture.weights.continuation = 3.0
-      config.train.steps = 1200
-      config.train.warmup_steps = 100
+      if arg.phase == 1:
+        config.train.video_embedding_init = "content"
+        config.mixture.weights.continuation = 3.0
+        config.train.steps = 1200
+        config.train.warmup_steps = 100
+      else:
+        config.mixture.weights.continuation = 2.0
+        config.train.steps = 1900
     elif arg.ids != "world":
       raise ValueError(f"ids={arg.ids!r}: world (configs/video_tokenizer.py:world) or table (:world_table)")
   elif arg.phase != 1 or arg.ids != "world":

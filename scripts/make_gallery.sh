@@ -42,12 +42,14 @@ python sample.py --task=video_to_audio --video="$clip" --output="$out/video_to_a
 python sample.py --task=text_to_audio --prompt="a large blue square moves up on a black background" \
   --output="$out/text_to_audio.wav" "${show[@]}"
 # Super-resolution: a text_to_video clip (64 pixels), then the SR stage on it (128), shown side by side with
-# the base clip upscaled by nearest neighbour and bicubically (each 128 pixels; labels above).
-sr_prompt="a large green triangle moves right on a black background"
-python sample.py --task=text_to_video --prompt="$sr_prompt" --output="$out/sr_base.mp4" --seed=0
-python sample.py --task=super_resolve --video="$out/sr_base.mp4" --prompt="$sr_prompt" --output="$out/sr_128.mp4" \
-  --seed=0
-python -c "import sys, imageio.v3 as iio, jax, numpy as np
+# the base clip upscaled by nearest neighbour and bicubically (each 128 pixels; labels above);
+# only for a bundle with an SR stage (lm/sr).
+if [ -d videopoet_jax/assets/lm/sr ]; then
+  sr_prompt="a large green triangle moves right on a black background"
+  python sample.py --task=text_to_video --prompt="$sr_prompt" --output="$out/sr_base.mp4" --seed=0
+  python sample.py --task=super_resolve --video="$out/sr_base.mp4" --prompt="$sr_prompt" --output="$out/sr_128.mp4" \
+    --seed=0
+  python -c "import sys, imageio.v3 as iio, jax, numpy as np
 from videopoet_jax.data import media
 base, high = iio.imread(sys.argv[1]), iio.imread(sys.argv[2])
 t, s = base.shape[:2]
@@ -55,7 +57,8 @@ nearest = base.repeat(2, axis=1).repeat(2, axis=2)
 bicubic = media.from_model_range(jax.image.resize(media.to_model_range(base), (t, 2 * s, 2 * s, 3), 'cubic'))
 gap = np.full((t, 2 * s, 4, 3), 255, np.uint8)
 media.write_video(sys.argv[3], np.concatenate([nearest, gap, bicubic, gap, high], axis=2), 8)" \
-  "$out/sr_base.mp4" "$out/sr_128.mp4" "$out/super_resolution.gif"
+    "$out/sr_base.mp4" "$out/sr_128.mp4" "$out/super_resolution.gif"
+fi
 # The input clip as a GIF for the README (sample.py reads the mp4 itself).
 python -c "import sys, imageio.v3 as iio
 from videopoet_jax.data import media

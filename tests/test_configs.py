@@ -67,3 +67,19 @@ def test_how_a_model_computes_is_not_its_architecture():
   assert config_utils.architecture_diff(saved, phase2) == []
   wider = config_utils.to_json_dict(_parse(["--config=configs/lm.py:demo", "--config.model.width=256"]))
   assert config_utils.architecture_diff(saved, wider) == ["model.width: 192 -> 256"]
+
+
+def test_the_table_lm_phase_2_continues_phase_1_without_restarting_its_video_rows():
+  """Phase 2 warm-starts from phase 1 on the same shards and architecture; the content init of the video
+  embeddings would overwrite what phase 1 learned, so only phase 1 has it."""
+  from videopoet_jax import config_utils
+
+  phase1 = _parse(["--config=configs/lm.py:demo,ids=table"])
+  phase2 = _parse(["--config=configs/lm.py:demo,ids=table,phase=2"])
+  assert phase1.data.tokens_dir == phase2.data.tokens_dir
+  assert (
+    config_utils.architecture_diff(config_utils.to_json_dict(phase1), config_utils.to_json_dict(phase2)) == []
+  )
+  assert (phase1.train.video_embedding_init, phase2.train.video_embedding_init) == ("content", "")
+  with pytest.raises(flags.IllegalFlagValueError, match="phases 1 and 2"):
+    _parse(["--config=configs/lm.py:demo,ids=table,phase=3"])

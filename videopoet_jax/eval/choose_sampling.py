@@ -27,7 +27,15 @@ flags.DEFINE_integer("num", 32, "Validation examples per candidate.")
 FLAGS = flags.FLAGS
 
 # (temperature, top_k, guidance_scale) candidates; top_p stays off.
-VIDEO_GRID = ((1.0, 0, 1.0), (1.0, 0, 3.0), (0.7, 32, 1.0), (0.7, 32, 2.0), (0.7, 32, 4.0))
+VIDEO_GRID = (
+  (1.0, 0, 1.0),
+  (1.0, 0, 1.5),
+  (1.0, 0, 3.0),
+  (0.85, 0, 1.0),
+  (0.7, 32, 1.0),
+  (0.7, 32, 2.0),
+  (0.7, 32, 4.0),
+)
 AUDIO_GRID = ((1.0, 0, 1.0), (0.7, 32, 1.0))
 # The task each grid is judged on.
 VIDEO_TASK, AUDIO_TASK = "text_to_video", "video_to_audio"
