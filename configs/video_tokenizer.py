@@ -19,7 +19,7 @@ Variants:
             adversarially (encoder frozen: every id, so the LM, stays valid), for edges sharp enough to
             tell the shapes apart. 300 steps (2.6 s each) left the shapes as blurred as before and the
             discriminator near chance; an L1-only decoder run (400 steps) left the shape ceiling at 0.34.
-  world_table -- the world tokenizer of the next bundled model: each id a row of a table of the world's
+  world_table -- the bundled model's video tokenizer: each id a row of a table of the world's
             most frequent patches (no neural network), built from 3,000 training clips.
   world_edges -- an experiment, not shipped: the bundled LM's world tokenizer fine-tuned whole (every id
             changes) with an edge loss and an MLP per output patch, to give outlines ids of their own.
