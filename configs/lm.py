@@ -18,7 +18,8 @@ Variants:
             (tokens/world_all_turns_6k), continuation weighted most. `demo,ids=table`: compositional_turns
             tokenized by the world's patch table (configs/video_tokenizer.py:world_table,
             tokens/table_turns_20k), the video ids' embeddings started from their patches' pixels;
-            `demo,ids=table,phase=2` continues it with phase 2's weights (scripts/build_bundled_model.sh).
+            `demo,ids=table,phase=2` continues it with phase 2's weights, `demo,ids=table,phase=3` continues
+            that at a lower rate, text_to_video weighted up (scripts/build_bundled_model.sh).
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
@@ -317,17 +318,24 @@ def get_config(arg=None):
       # world-id model (`train.init_from`: text, tasks and positions carry over, the video rows are new).
       # Phase 2 continues phase 1 (`train.init_from` = its workdir) with phase 2's weights and lower rate
       # (above) on the same clips: the two are one run split where a session may end.
-      if arg.phase not in (1, 2):
-        raise ValueError("ids=table has phases 1 and 2")
+      # Phase 3 continues phase 2 (the bundle of commit 0b44543) in a third cycle at a lower rate, with
+      # text_to_video and image_to_video weighted up: direction is the attribute still rising (0.62 of a
+      # 1.00 ceiling after phase 2) and the motion both tasks learn is the same.
+      if arg.phase not in (1, 2, 3):
+        raise ValueError("ids=table has phases 1 to 3")
       config.data.tokens_dir = "tokens/table_turns_20k"
       if arg.phase == 1:
         config.train.video_embedding_init = "content"
         config.mixture.weights.continuation = 3.0
         config.train.steps = 1200
         config.train.warmup_steps = 100
-      else:
+      elif arg.phase == 2:
         config.mixture.weights.continuation = 2.0
         config.train.steps = 1900
+      else:
+        config.mixture.weights.update(text_to_video=5.0, image_to_video=2.0, continuation=2.0)
+        config.train.steps = 1700
+        config.train.learning_rate = 5e-4
     elif arg.ids != "world":
       raise ValueError(f"ids={arg.ids!r}: world (configs/video_tokenizer.py:world) or table (:world_table)")
   elif arg.phase != 1 or arg.ids != "world":

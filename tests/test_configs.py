@@ -69,17 +69,22 @@ def test_how_a_model_computes_is_not_its_architecture():
   assert config_utils.architecture_diff(saved, wider) == ["model.width: 192 -> 256"]
 
 
-def test_the_table_lm_phase_2_continues_phase_1_without_restarting_its_video_rows():
-  """Phase 2 warm-starts from phase 1 on the same shards and architecture; the content init of the video
-  embeddings would overwrite what phase 1 learned, so only phase 1 has it."""
+def test_the_table_lm_phases_continue_each_other_without_restarting_its_video_rows():
+  """Phases 2 and 3 warm-start from the phase before on the same shards and architecture, each at a lower
+  peak rate; the content init of the video embeddings would overwrite what phase 1 learned, so only phase 1
+  has it."""
   from videopoet_jax import config_utils
 
-  phase1 = _parse(["--config=configs/lm.py:demo,ids=table"])
-  phase2 = _parse(["--config=configs/lm.py:demo,ids=table,phase=2"])
-  assert phase1.data.tokens_dir == phase2.data.tokens_dir
-  assert (
-    config_utils.architecture_diff(config_utils.to_json_dict(phase1), config_utils.to_json_dict(phase2)) == []
-  )
-  assert (phase1.train.video_embedding_init, phase2.train.video_embedding_init) == ("content", "")
-  with pytest.raises(flags.IllegalFlagValueError, match="phases 1 and 2"):
-    _parse(["--config=configs/lm.py:demo,ids=table,phase=3"])
+  phases = [_parse([f"--config=configs/lm.py:demo,ids=table,phase={p}"]) for p in (1, 2, 3)]
+  for earlier, later in zip(phases, phases[1:], strict=False):
+    assert earlier.data.tokens_dir == later.data.tokens_dir == "tokens/table_turns_20k"
+    saved, continued = config_utils.to_json_dict(earlier), config_utils.to_json_dict(later)
+    assert config_utils.architecture_diff(saved, continued) == []
+    assert later.train.learning_rate < earlier.train.learning_rate
+    assert later.train.video_embedding_init == ""
+  assert phases[0].train.video_embedding_init == "content"
+  # Phase 3 gives text_to_video a larger share of the steps than phase 2 did.
+  share = [p.mixture.weights.text_to_video / sum(p.mixture.weights.values()) for p in phases[1:]]
+  assert share[1] > share[0]
+  with pytest.raises(flags.IllegalFlagValueError, match="phases 1 to 3"):
+    _parse(["--config=configs/lm.py:demo,ids=table,phase=4"])

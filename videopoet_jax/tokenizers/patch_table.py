@@ -30,6 +30,10 @@ SEARCH_CHUNK = 1024
 # Share of a batch's patches that `lookup_rows` searches for when they are not in the table exactly (about
 # 11% of shapes_world's later patches are not): above it, every patch is searched.
 MISS_BUDGET = 0.2
+# Share of a batch's patches that may be distinct for `lookup_rows` to look each distinct patch up once (a
+# batch of 32 shapes_world clips has 7-10%; a structure clip's patches are all searched for): above it,
+# every patch is looked up.
+DISTINCT_BUDGET = 0.15
 
 
 def check_geometry(geometry: VideoGeometry) -> None:
@@ -78,14 +82,10 @@ def row_hashes(rows: jax.Array) -> jax.Array:
   return jnp.sum(rows.astype(jnp.uint32) * weights, axis=-1, dtype=jnp.uint32)
 
 
-def lookup_rows(queries: jax.Array, table: jax.Array) -> jax.Array:
-  """`nearest_rows`, fast where most queries are table rows exactly: `[..., D], [K, D] uint8 -> [...]`.
-
-  Each query's hash is looked up among the table's (sorted, ties to the first row); a query whose candidate
-  row is not exactly equal (absent, or a hash collision) is searched by `nearest_rows`: only the misses when
-  they are at most MISS_BUDGET of the queries, else all of them."""
-  shape, table = queries.shape[:-1], jnp.asarray(table)
-  q = jnp.asarray(queries).reshape(-1, queries.shape[-1])
+def _lookup_each(q: jax.Array, table: jax.Array) -> jax.Array:
+  """`lookup_rows` of `[N, D]` queries, each looked up on its own: the hash lookup, then the search of the
+  queries whose candidate row is not exactly equal (absent, or a hash collision): only the misses when they
+  are at most MISS_BUDGET of the queries, else all of them."""
   table_hashes = row_hashes(table)
   order = jnp.argsort(table_hashes, stable=True)
   sorted_hashes = table_hashes[order]
@@ -102,7 +102,30 @@ def lookup_rows(queries: jax.Array, table: jax.Array) -> jax.Array:
   def search_all():
     return jnp.where(hit, candidate, nearest_rows(q, table))
 
-  ids = jax.lax.cond(jnp.sum(~hit) <= budget, search_misses, search_all)
+  return jax.lax.cond(jnp.sum(~hit) <= budget, search_misses, search_all)
+
+
+def lookup_rows(queries: jax.Array, table: jax.Array) -> jax.Array:
+  """`nearest_rows`, fast where most queries are table rows exactly: `[..., D], [K, D] uint8 -> [...]`.
+
+  A batch repeats its patches (the background, an object's interior): each distinct query is looked up
+  once (`_lookup_each`) when they are at most DISTINCT_BUDGET of the queries and every query equals its
+  representative exactly (no two distinct queries share a hash); otherwise every query is looked up."""
+  shape, table = queries.shape[:-1], jnp.asarray(table)
+  q = jnp.asarray(queries).reshape(-1, queries.shape[-1])
+  hashes = row_hashes(q)
+  size = max(1, int(DISTINCT_BUDGET * len(q)))
+  _, first_of, inverse = jnp.unique(hashes, size=size, return_index=True, return_inverse=True)
+  inverse = inverse.reshape(-1)
+  sorted_hashes = jnp.sort(hashes)
+  distinct = 1 + jnp.sum(sorted_hashes[1:] != sorted_hashes[:-1])
+  representatives = q[first_of]
+  exact = (distinct <= size) & jnp.all(representatives[jnp.clip(inverse, 0, size - 1)] == q)
+  ids = jax.lax.cond(
+    exact,
+    lambda: _lookup_each(representatives, table)[jnp.clip(inverse, 0, size - 1)],
+    lambda: _lookup_each(q, table),
+  )
   return ids.reshape(shape)
 
 
