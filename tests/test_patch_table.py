@@ -77,15 +77,16 @@ def test_lookup_finds_the_nearest_row_whether_few_or_all_queries_are_table_rows(
 
 
 @pytest.mark.parametrize("coarse_hash", [False, True])
-def test_lookup_of_repeated_queries_equals_the_search_even_when_hashes_collide(coarse_hash, monkeypatch):
-  """Few distinct queries (each looked up once, then spread back) give `nearest_rows`' ids; with a hash
-  that collides often (distinct queries share one), the lookup falls back to every query and is still
-  exact."""
+@pytest.mark.parametrize("absent", [5, 40])
+def test_repeated_queries_look_up_as_the_search_even_when_hashes_collide(absent, coarse_hash, monkeypatch):
+  """Few distinct queries (each looked up once, then spread back), few or most of them absent from the
+  table (their misses searched, or all of them), give `nearest_rows`' ids; with a hash that collides often
+  (distinct queries share one), the lookup falls back to every query and is still exact."""
   if coarse_hash:
     monkeypatch.setattr(patch_table, "row_hashes", lambda rows: jnp.sum(rows.astype(jnp.uint32), -1) % 4)
   rng = np.random.default_rng(1)
   table = rng.integers(0, 256, (40, 12)).astype(np.uint8)
-  pool = np.concatenate([table[:5], rng.integers(0, 256, (5, 12))]).astype(np.float32)
+  pool = np.concatenate([table[:2], rng.integers(0, 256, (absent, 12))]).astype(np.float32)
   queries = pool[rng.integers(0, len(pool), 300)]
   assert len(np.unique(queries, axis=0)) <= patch_table.DISTINCT_BUDGET * len(queries)
   found = np.asarray(patch_table.lookup_rows(queries.reshape(3, 100, 12), table))
