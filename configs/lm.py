@@ -334,7 +334,7 @@ def get_config(arg=None):
         config.train.steps = 1900
       else:
         config.mixture.weights.update(text_to_video=5.0, image_to_video=2.0, continuation=2.0)
-        config.train.steps = 1700
+        config.train.steps = 1500
         config.train.learning_rate = 5e-4
     elif arg.ids != "world":
       raise ValueError(f"ids={arg.ids!r}: world (configs/video_tokenizer.py:world) or table (:world_table)")
