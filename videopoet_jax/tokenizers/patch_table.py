@@ -119,14 +119,15 @@ def lookup_rows(queries: jax.Array, table: jax.Array) -> jax.Array:
   hashes = row_hashes(q)
   size = max(1, int(DISTINCT_BUDGET * len(q)))
   _, first_of, inverse = jnp.unique(hashes, size=size, return_index=True, return_inverse=True)
-  inverse = inverse.reshape(-1)
+  # Each query's representative (meaningless where there are more distinct hashes than `size`: not used).
+  representative_of = jnp.clip(inverse.reshape(-1), 0, size - 1)
   sorted_hashes = jnp.sort(hashes)
   distinct = 1 + jnp.sum(sorted_hashes[1:] != sorted_hashes[:-1])
   representatives = q[first_of]
-  exact = (distinct <= size) & jnp.all(representatives[jnp.clip(inverse, 0, size - 1)] == q)
+  exact = (distinct <= size) & jnp.all(representatives[representative_of] == q)
   ids = jax.lax.cond(
     exact,
-    lambda: _lookup_each(representatives, table, DISTINCT_MISS_BUDGET)[jnp.clip(inverse, 0, size - 1)],
+    lambda: _lookup_each(representatives, table, DISTINCT_MISS_BUDGET)[representative_of],
     lambda: _lookup_each(q, table, MISS_BUDGET),
   )
   return ids.reshape(shape)
