@@ -1,4 +1,5 @@
 import glob
+import itertools
 import os
 
 import pytest
@@ -76,7 +77,7 @@ def test_the_table_lm_phases_continue_each_other_without_restarting_its_video_ro
   from videopoet_jax import config_utils
 
   phases = [_parse([f"--config=configs/lm.py:demo,ids=table,phase={p}"]) for p in (1, 2, 3)]
-  for earlier, later in zip(phases, phases[1:], strict=False):
+  for earlier, later in itertools.pairwise(phases):
     assert earlier.data.tokens_dir == later.data.tokens_dir == "tokens/table_turns_20k"
     saved, continued = config_utils.to_json_dict(earlier), config_utils.to_json_dict(later)
     assert config_utils.architecture_diff(saved, continued) == []

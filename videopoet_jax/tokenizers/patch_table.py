@@ -85,14 +85,14 @@ def row_hashes(rows: jax.Array) -> jax.Array:
   return jnp.sum(rows.astype(jnp.uint32) * weights, axis=-1, dtype=jnp.uint32)
 
 
-def _lookup_each(q: jax.Array, table: jax.Array, miss_budget: float) -> jax.Array:
-  """`lookup_rows` of `[N, D]` queries, each looked up on its own: the hash lookup, then the search of the
-  queries whose candidate row is not exactly equal (absent, or a hash collision): only the misses when they
-  are at most `miss_budget` of the queries, else all of them."""
+def _lookup_each(q: jax.Array, q_hashes: jax.Array, table: jax.Array, miss_budget: float) -> jax.Array:
+  """`lookup_rows` of `[N, D]` queries with their `row_hashes` `[N]`, each looked up on its own: the hash
+  lookup, then the search of the queries whose candidate row is not exactly equal (absent, or a hash
+  collision): only the misses when they are at most `miss_budget` of the queries, else all of them."""
   table_hashes = row_hashes(table)
   order = jnp.argsort(table_hashes, stable=True)
   sorted_hashes = table_hashes[order]
-  slot = jnp.clip(jnp.searchsorted(sorted_hashes, row_hashes(q)), 0, len(order) - 1)
+  slot = jnp.clip(jnp.searchsorted(sorted_hashes, q_hashes), 0, len(order) - 1)
   candidate = order[slot].astype(jnp.int32)
   hit = jnp.all(jnp.take(table, candidate, axis=0).astype(q.dtype) == q, axis=-1)
   budget = max(1, int(miss_budget * len(q)))
@@ -127,8 +127,8 @@ def lookup_rows(queries: jax.Array, table: jax.Array) -> jax.Array:
   exact = (distinct <= size) & jnp.all(representatives[representative_of] == q)
   ids = jax.lax.cond(
     exact,
-    lambda: _lookup_each(representatives, table, DISTINCT_MISS_BUDGET)[representative_of],
-    lambda: _lookup_each(q, table, MISS_BUDGET),
+    lambda: _lookup_each(representatives, hashes[first_of], table, DISTINCT_MISS_BUDGET)[representative_of],
+    lambda: _lookup_each(q, hashes, table, MISS_BUDGET),
   )
   return ids.reshape(shape)
 
