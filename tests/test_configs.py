@@ -71,21 +71,23 @@ def test_how_a_model_computes_is_not_its_architecture():
 
 
 def test_the_table_lm_phases_continue_each_other_without_restarting_its_video_rows():
-  """Phases 2 and 3 warm-start from the phase before on the same shards and architecture, each at a lower
-  peak rate; the content init of the video embeddings would overwrite what phase 1 learned, so only phase 1
-  has it."""
+  """Phases 2 to 4 warm-start from the phase before on the same shards and architecture (phase 4 adds video
+  positions, which a warm start may add), each at a lower peak rate; the content init of the video
+  embeddings would overwrite what phase 1 learned, so only phase 1 has it."""
   from videopoet_jax import config_utils
+  from videopoet_jax.model.transformer import VIDEO_POSITION_KEYS
 
-  phases = [_parse([f"--config=configs/lm.py:demo,ids=table,phase={p}"]) for p in (1, 2, 3)]
+  phases = [_parse([f"--config=configs/lm.py:demo,ids=table,phase={p}"]) for p in (1, 2, 3, 4)]
   for earlier, later in itertools.pairwise(phases):
     assert earlier.data.tokens_dir == later.data.tokens_dir == "tokens/table_turns_20k"
     saved, continued = config_utils.to_json_dict(earlier), config_utils.to_json_dict(later)
-    assert config_utils.architecture_diff(saved, continued) == []
+    assert config_utils.architecture_diff(saved, continued, VIDEO_POSITION_KEYS) == []
     assert later.train.learning_rate < earlier.train.learning_rate
     assert later.train.video_embedding_init == ""
   assert phases[0].train.video_embedding_init == "content"
-  # Phase 3 gives text_to_video a larger share of the steps than phase 2 did.
+  assert [p.model.video_grid for p in phases] == [(), (), (), tuple(phases[3].layout.latent_shape[1:])]
+  # Phase 3 gives text_to_video a larger share of the steps than phase 2 did; phase 4 keeps phase 3's.
   share = [p.mixture.weights.text_to_video / sum(p.mixture.weights.values()) for p in phases[1:]]
-  assert share[1] > share[0]
-  with pytest.raises(flags.IllegalFlagValueError, match="phases 1 to 3"):
-    _parse(["--config=configs/lm.py:demo,ids=table,phase=4"])
+  assert share[1] > share[0] and share[2] == share[1]
+  with pytest.raises(flags.IllegalFlagValueError, match="phases 1 to 4"):
+    _parse(["--config=configs/lm.py:demo,ids=table,phase=5"])

@@ -41,6 +41,12 @@ def test_every_task_is_generated_and_scored(bundle):
         assert 0 <= summary["value"] <= 1 and summary["low"] <= summary["value"] <= summary["high"]
       else:
         assert math.isfinite(summary["value"])
+  # Direction is also reported per prompted direction; the groups add up to the whole.
+  truths = [e["objects"][0]["direction"] for e in lm_tasks.split_examples(2)]
+  by_direction = report["text_to_video"]["by_direction"]
+  assert sorted(by_direction) == sorted(set(truths))
+  assert sum(g["n"] for g in by_direction.values()) == report["text_to_video"]["direction"]["n"]
+  assert "by_direction" not in report["text_to_image"]
 
 
 def test_backward_and_bridge_are_asked_what_they_are_scored_on(bundle):

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from videopoet_jax import sharding
+from videopoet_jax import sharding, tasks
 from videopoet_jax.data import lm_batches, token_shards
 from videopoet_jax.model import attention_kernels
 from videopoet_jax.tasks import registry, sequence
@@ -91,6 +91,15 @@ def test_restore_onto_a_different_mesh_gives_the_same_parameters(tiny_lm_config,
   warm.model.width *= 2
   with pytest.raises(ValueError, match="different architecture"):
     lm.Trainer(warm, mesh=_mesh((1, 4, 2)), data=False).init()
+  # It may add video positions (model.video_grid) to a model trained without: every other weight is the
+  # export's, the new rows start at zero.
+  warm.model.width //= 2
+  warm.model.video_grid = tuple(warm.layout.latent_shape[1:])
+  warm.model.video_cell_ids = tasks.vocabulary(warm).video_cell_ranges()
+  gridded = lm.Trainer(warm, mesh=_mesh((1, 4, 2)), data=False).init().params
+  positions = gridded.pop("video_positions")
+  _assert_trees_close(saved, jax.tree.map(np.asarray, gridded), rtol=0, atol=0)
+  assert all(not np.asarray(x).any() for x in jax.tree.leaves(positions))
 
 
 def test_tiny_model_overfits_a_handful_of_sequences_of_every_task(tiny_lm_config):

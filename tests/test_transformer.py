@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 from videopoet_jax.model import attention_kernels
-from videopoet_jax.model.transformer import Transformer, prefix_lm_mask, rope
+from videopoet_jax.model.transformer import Transformer, prefix_lm_mask, rope, video_cells
 
 from conftest import small_model_config
 
@@ -13,6 +13,21 @@ from conftest import small_model_config
 def _model(tied=False):
   config = small_model_config(tied=tied)
   return Transformer(config, rngs=nnx.Rngs(0))
+
+
+# A model with video positions: ids [20, 40) and 5 (a mask) fill cells of a 2 x 3 latent frame.
+GRID, CELL_IDS = (2, 3), ((20, 40), (5, 6))
+
+
+def _grid_model(rows_and_cols=True):
+  """A tiny model with `VideoPositions`, its row and column embeddings random (they start at zero)."""
+  config = small_model_config()
+  config.video_grid, config.video_cell_ids = GRID, CELL_IDS
+  model = Transformer(config, rngs=nnx.Rngs(0))
+  if rows_and_cols:
+    for i, table in enumerate((model.video_positions.rows, model.video_positions.cols)):
+      table.value = jax.random.normal(jax.random.key(10 + i), table.value.shape)
+  return model
 
 
 def _tokens(batch=2, length=12, seed=0):
@@ -154,3 +169,35 @@ def test_fused_kernel_attention_equals_dense_in_outputs_and_gradients(kernel):
   grads = [jax.grad(loss)(*reversed(nnx.split(model, nnx.Param))) for model in models]
   for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_video_cells_number_each_run_of_video_ids_and_a_decoding_step_agrees():
+  # <bos> task text text <bov> v v <mask> v <eov> <bov_o> | v v v v v v v (prefix length 11)
+  tokens = jnp.array([[1, 2, 45, 46, 3, 20, 21, 5, 22, 4, 8, 30, 31, 32, 33, 34, 35, 36]])
+  prefix = jnp.array([11])
+  cells = np.asarray(video_cells(tokens, jnp.arange(18), prefix, CELL_IDS))[0]
+  np.testing.assert_array_equal(cells, [-1, -1, -1, -1, -1, 0, 1, 2, 3, -1, -1, 0, 1, 2, 3, 4, 5, 6])
+  for p in range(11, 18):  # one output token at a time, as the KV-cache decoder feeds them
+    step = video_cells(tokens[:, p : p + 1], jnp.array([p]), prefix, CELL_IDS)
+    assert int(step[0, 0]) == cells[p]
+
+
+def test_video_positions_decode_through_the_cache_as_recomputed_and_start_as_a_no_op():
+  model = _grid_model()
+  # A prefix of any ids (about 40% video ids, runs of them), then a video output: one run of video ids.
+  prompt = jax.random.randint(jax.random.key(3), (2, 6), 0, 50)
+  tokens = jnp.concatenate([prompt, jax.random.randint(jax.random.key(4), (2, 8), 20, 40)], axis=1)
+  prefix = jnp.array([6, 6])
+  full = model(tokens, prefix)
+  cache = model.init_cache(2, 16)
+  logits, cache = model.extend(tokens[:, :6], 0, prefix, cache)
+  steps = [logits]
+  for i in range(6, 14):
+    logits, cache = model.extend(tokens[:, i : i + 1], i, prefix, cache)
+    steps.append(logits)
+  np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, rtol=1e-4, atol=1e-4)
+  # The positions move the outputs; at their zero init the model computes what one without them does.
+  assert not np.allclose(full, _model()(tokens, prefix), atol=1e-3)
+  np.testing.assert_allclose(
+    _grid_model(rows_and_cols=False)(tokens, prefix), _model()(tokens, prefix), atol=1e-6
+  )

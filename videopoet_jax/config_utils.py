@@ -104,7 +104,11 @@ def _diff(saved: Any, current: Any, path: str, skip: tuple[str, ...]) -> list[st
 
 # Architecture keys added after some exports were written, with the value those exports were built with
 # (the modules read them with the same default).
-LATER_ARCHITECTURE_KEYS = {"model.decoder_patch_hidden": 0}
+LATER_ARCHITECTURE_KEYS = {
+  "model.decoder_patch_hidden": 0,
+  "model.video_grid": [],
+  "model.video_cell_ids": [],
+}
 
 
 def _with_later_defaults(config: dict[str, Any]) -> dict[str, Any]:

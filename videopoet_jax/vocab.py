@@ -116,6 +116,12 @@ class Vocabulary:
       "text": (self.text_base, self.size),
     }
 
+  def video_cell_ranges(self) -> tuple[tuple[int, int], ...]:
+    """`[start, stop)` ranges of the ids that fill a latent frame's cells in a sequence: video ids, and the
+    `<mask>` that stands for a masked video id (the LM's `model.video_cell_ids`)."""
+    mask = self.special("<mask>")
+    return (self.ranges()["video"], (mask, mask + 1))
+
   # Special and task tokens.
   def special(self, name: str) -> int:
     """Id of special token `name`, e.g. "<bos>"."""

@@ -50,7 +50,7 @@ def score(gen, task: str, sampling: dict) -> dict[str, float]:
   report = lm_tasks.evaluate(
     gen, [task], FLAGS.num, sampling, FLAGS.seed, FLAGS.num, lambda _: None, "validation"
   )
-  return {k: v["value"] for k, v in report[task].items() if k not in ("seconds", "baselines")}
+  return {k: v["value"] for k, v in lm_tasks.criteria_of(report[task]).items()}
 
 
 def main(argv):

@@ -121,6 +121,15 @@ def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, se
   return [frames for frames, _ in outputs]
 
 
+# Keys of a task's report that are not its criteria.
+REPORT_EXTRAS = ("seconds", "baselines", "by_direction")
+
+
+def criteria_of(task_report: dict) -> dict[str, dict]:
+  """The criteria summaries of one task's report (`evaluate`'s `report[task]`)."""
+  return {k: v for k, v in task_report.items() if k not in REPORT_EXTRAS}
+
+
 def evaluate(
   gen: Generator,
   tasks: list[str],
@@ -132,7 +141,8 @@ def evaluate(
   split: str = "test",
 ) -> dict:
   """Runs and scores every task of `tasks` on `num` examples of `split`; returns `{task: {criterion:
-  summary, ..., "baselines": ..., "seconds": ...}}`."""
+  summary, ..., "baselines": ..., "seconds": ...}}`, and for tasks scored on direction `by_direction`:
+  `{prompted direction: rate summary}`."""
   report = {}
   examples = {w: split_examples(num, w, split) for w in (False, True)}
   for task in tasks:
@@ -152,6 +162,7 @@ def evaluate(
       else shapes_scores.baselines(task, chosen, all_truths),
       "seconds": round(time.time() - start, 1),
     }
-    scores = {k: v for k, v in report[task].items() if k not in ("seconds", "baselines")}
-    log(f"{task}: " + ", ".join(f"{k}={v['value']:.3g}" for k, v in scores.items()))
+    if any(c.name == "direction" for c in shapes_scores.TASK_CRITERIA[task]):
+      report[task]["by_direction"] = shapes_scores.rates_by(samples, all_truths, "direction", "direction")
+    log(f"{task}: " + ", ".join(f"{k}={v['value']:.3g}" for k, v in criteria_of(report[task]).items()))
   return report

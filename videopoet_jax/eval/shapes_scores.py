@@ -285,6 +285,23 @@ def summarize(task: str, samples: list[dict]) -> dict[str, dict]:
   return out
 
 
+def rates_by(samples: list[dict], truths: list[dict], criterion: str, attribute: str) -> dict[str, dict]:
+  """`{value: intervals.summarize_rate}` of rate `criterion` over the samples whose truth has each value of
+  `attribute` (e.g. direction by the prompted direction: where a model fails is rarely spread evenly)."""
+  values = sorted({t[attribute] for t in truths})
+  return {
+    v: intervals.summarize_rate(
+      [
+        s[criterion]
+        for s, t in zip(samples, truths, strict=True)
+        if t[attribute] == v and s[criterion] is not None
+      ],
+      None,
+    )
+    for v in values
+  }
+
+
 # Criteria that read a world attribute of another name (the others are named after the attribute they read;
 # a criterion's chance level is one over its attribute's values).
 CRITERION_ATTRIBUTE = {"pitch": "color"}

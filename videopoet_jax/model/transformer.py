@@ -17,6 +17,10 @@ prefix positions holding `<emb>` placeholders get the projected row `text_slots[
 (ACTIVATION_AXES, LOGITS_AXES), applied when a mesh and logical axis rules are in context.
 The training loss is computed in chunks of `model.logits_chunk` positions (`token_losses`), so the
 `[B, S, vocab]` logits never exist at once.
+
+With `model.video_grid = (rows, cols)`, video tokens also get learned row and column embeddings of their
+cell in the latent frame (`VideoPositions`): 1D RoPE alone leaves the model to infer where a token sits in
+the frame from the sequence, and the column (position mod cols) is what it learned worst.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ REMAT_POLICIES = {
 ATTENTION_IMPLEMENTATIONS = ("dense", "chunked", *attention_kernels.KERNELS)
 # Attention logits of masked pairs.
 MASKED_LOGIT = -1e30
+# Config keys that shape only `VideoPositions` (a warm start may add them to a model trained without).
+VIDEO_POSITION_KEYS = ("model.video_grid", "model.video_cell_ids")
 RMS_EPSILON = 1e-6
 
 
@@ -192,6 +198,47 @@ class Attention(nnx.Module):
     return self.out(out.reshape(*out.shape[:2], -1))
 
 
+def video_cells(tokens: jax.Array, positions: jax.Array, prefix_length: jax.Array, cell_ids) -> jax.Array:
+  """Cell index in its latent frame (row-major) of each video token of `tokens [B, S]` at `positions [S]`,
+  before the modulo: a token is a cell when its id is in one of `cell_ids`' [start, stop) ranges (video ids
+  and `<mask>`), and its index is its place in the run of consecutive cells it belongs to. Output tokens
+  (positions >= `prefix_length [B]`) count from `prefix_length`, the output's first id (a video output is
+  one run of cells, after the begin token that ends the prefix): so a decoding step, which sees one token,
+  numbers it as the full sequence does. Returns `[B, S]` int32, -1 where a token is not a cell."""
+  is_cell = jnp.zeros(tokens.shape, bool)
+  for start, stop in cell_ids:
+    is_cell |= (tokens >= start) & (tokens < stop)
+  positions = jnp.broadcast_to(positions, tokens.shape)
+  last_other = jax.lax.cummax(jnp.where(is_cell, -1, positions), axis=1)
+  output_start = jnp.where(positions >= prefix_length[:, None], prefix_length[:, None] - 1, -1)
+  index = positions - jnp.maximum(last_other, output_start) - 1
+  return jnp.where(is_cell, index, -1)
+
+
+class VideoPositions(nnx.Module):
+  """Learned row and column embeddings `[rows, W]`, `[cols, W]` of the video tokens' cells
+  (`model.video_grid`, `model.video_cell_ids`); zero at init, so a model warm-started from one without them
+  computes at first exactly what it did."""
+
+  def __init__(self, model: ml_collections.ConfigDict, *, rngs):
+    del rngs
+    self.grid = tuple(model.video_grid)
+    self.cell_ids = tuple(tuple(r) for r in model.video_cell_ids)
+    if len(self.grid) != 2 or min(self.grid) < 1 or not self.cell_ids:
+      raise ValueError(f"model.video_grid must be (rows, cols) with video_cell_ids; got {self.grid}")
+    zeros = lambda n: nnx.Param(  # noqa: E731
+      jnp.zeros((n, model.width), jnp.dtype(model.param_dtype)), **logical_axes(None, "embed")
+    )
+    self.rows, self.cols = zeros(self.grid[0]), zeros(self.grid[1])
+
+  def __call__(self, tokens: jax.Array, positions: jax.Array, prefix_length: jax.Array) -> jax.Array:
+    """`[B, S]` ids at `positions [S]` -> `[B, S, W]` (zero off the video tokens)."""
+    index = video_cells(tokens, positions, prefix_length, self.cell_ids)
+    cell = jnp.maximum(index, 0) % (self.grid[0] * self.grid[1])
+    rows, cols = self.rows.value[cell // self.grid[1]], self.cols.value[cell % self.grid[1]]
+    return jnp.where((index >= 0)[..., None], rows + cols, 0.0)
+
+
 def _check_tokens(tokens: jax.Array, prefix_length: jax.Array) -> None:
   if tokens.ndim != 2 or prefix_length.shape != tokens.shape[:1]:
     raise ValueError(
@@ -265,6 +312,7 @@ class Transformer(nnx.Module):
       if model.text_embedding_dim
       else None
     )
+    self.video_positions = VideoPositions(model, rngs=rngs) if model.get("video_grid") else None
     self.blocks = nnx.List([Block(model, rngs=rngs) for _ in range(model.depth)])
     self.final_norm = RMSNorm(model.width, model.param_dtype, rngs=rngs)
     self.head = (
@@ -273,9 +321,19 @@ class Transformer(nnx.Module):
       else _dense(model.width, model.vocab_size, ("embed", "vocab"), model, rngs)
     )
 
-  def embed_inputs(self, tokens: jax.Array, text_embedding=None, text_slots=None) -> jax.Array:
-    """`[B, S]` ids (+ `text_embedding [B, L, D]`, `text_slots [B, S]` rows or -1) -> `[B, S, W]`."""
+  def embed_inputs(
+    self,
+    tokens: jax.Array,
+    positions: jax.Array,
+    prefix_length: jax.Array,
+    text_embedding=None,
+    text_slots=None,
+  ) -> jax.Array:
+    """`[B, S]` ids at `positions [S]` (+ `text_embedding [B, L, D]`, `text_slots [B, S]` rows or -1) ->
+    `[B, S, W]`."""
     x = self.embed(tokens)
+    if self.video_positions is not None:
+      x = x + self.video_positions(tokens, positions, prefix_length).astype(x.dtype)
     if text_embedding is None:
       return sharding.logical_constraint(x, ACTIVATION_AXES)
     if self.text_projection is None:
@@ -304,7 +362,7 @@ class Transformer(nnx.Module):
     """Full-sequence pass: `[B, S]` ids -> final hidden states `[B, S, W]` (before the norm); blocks are
     rematerialized in the backward pass per `model.remat`."""
     positions = jnp.arange(tokens.shape[1])
-    x = self.embed_inputs(tokens, text_embedding, text_slots)
+    x = self.embed_inputs(tokens, positions, prefix_length, text_embedding, text_slots)
     run = lambda block, x: block(x, positions, positions, prefix_length, key_valid=key_valid)[0]
     if self.model.remat != "none":
       run = nnx.remat(run, policy=REMAT_POLICIES[self.model.remat])
@@ -377,7 +435,7 @@ class Transformer(nnx.Module):
     # the mask hides them, and the prefix part only reaches written slots when the prefix was prefilled.
     if key_valid is not None:
       cache = cache.mark_valid(start, key_valid)
-    x = self.embed_inputs(tokens, text_embedding, text_slots)
+    x = self.embed_inputs(tokens, positions, prefix_length, text_embedding, text_slots)
     for layer, block in enumerate(self.blocks):
       x, cache = block(x, positions, key_positions, prefix_length, cache, start, layer, cache.valid)
     return self.logits(x[:, -1:] if last_logits_only else x), cache

@@ -139,37 +139,42 @@ def warm_start_params(
   config,
   like: nnx.State,
   variables=nnx.Param,
-  decoder_keys: tuple[str, ...] = (),
+  new_keys: tuple[str, ...] = (),
+  new_modules: tuple[str, ...] = (),
 ) -> nnx.State:
   """The `variables` (default: the parameters) of export (or workdir) `source` for a run of `config`, which
   must have the same architecture (a readable ValueError names the differences), cast to `like`'s dtypes
   and placed with `like`'s shardings.
 
-  `decoder_keys`: config keys (`model.x`) that shape only the top-level `decoder` and may differ from the
-  source's (a run that changes only the decoder): a decoder weight is copied where the source has
-  one of the same path and shape and keeps `like`'s fresh value otherwise; every other weight is copied.
+  `new_keys`: config keys (`model.x`) that shape only the top-level modules `new_modules` and may differ
+  from the source's (a run that changes or adds only those, e.g. the decoder): a weight of those modules is
+  copied where the source has one of the same path and shape and keeps `like`'s fresh value otherwise;
+  every other weight is copied, and a source weight the run has no place for is an error.
   """
   module, saved = load(source, build_module, trainer)
   config_utils.check_architecture(
-    config_utils.to_json_dict(saved), config_utils.to_json_dict(config), source, decoder_keys
+    config_utils.to_json_dict(saved), config_utils.to_json_dict(config), source, new_keys
   )
   place = lambda x, a: jax.device_put(x.astype(a.dtype), a.sharding)  # noqa: E731
   keystr = jax.tree_util.keystr
   source_leaves = {keystr(p): x for p, x in jax.tree_util.tree_leaves_with_path(nnx.state(module, variables))}
+  dropped = set(source_leaves) - {keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(like)}
+  if dropped:
+    raise ValueError(f"{source} has weights this run has no place for: {', '.join(sorted(dropped))}")
   fresh = []
 
   def pick(path, current):
     value = source_leaves.get(keystr(path))
     if value is not None and value.shape == current.shape:
       return place(value, current)
-    if not decoder_keys or getattr(path[0], "key", None) != "decoder":
+    if getattr(path[0], "key", None) not in new_modules:
       raise ValueError(f"{source} has no weight {keystr(path)} of shape {current.shape}")
     fresh.append(keystr(path))
     return current
 
   params = jax.tree_util.tree_map_with_path(pick, like)
   if fresh:
-    logging.info("decoder weights not in %s (fresh): %s", source, ", ".join(fresh))
+    logging.info("weights not in %s (fresh): %s", source, ", ".join(fresh))
   return params
 
 

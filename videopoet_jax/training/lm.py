@@ -26,7 +26,7 @@ from flax import nnx, struct
 
 from videopoet_jax import sharding, tasks
 from videopoet_jax.data import lm_batches, token_shards
-from videopoet_jax.model.transformer import Transformer
+from videopoet_jax.model.transformer import VIDEO_POSITION_KEYS, Transformer
 from videopoet_jax.tasks import registry
 from videopoet_jax.tokenizers import pretrained
 from videopoet_jax.training import loop, optimizers
@@ -256,7 +256,15 @@ class Trainer:
       return state
     params = state.params
     if source:
-      params = pretrained.warm_start_params(source, build_model, "lm", self.config, params)
+      params = pretrained.warm_start_params(
+        source,
+        build_model,
+        "lm",
+        self.config,
+        params,
+        new_keys=VIDEO_POSITION_KEYS,
+        new_modules=("video_positions",),
+      )
       logging.info("parameters initialized from %s", source)
     if embedding_init:
       params = self.with_content_video_embeddings(params)

@@ -212,7 +212,8 @@ class Trainer(data_parallel.DataParallelTrainer):
       "video_tokenizer",
       self.config,
       state.params,
-      decoder_keys=DECODER_ARCHITECTURE_KEYS,
+      new_keys=DECODER_ARCHITECTURE_KEYS,
+      new_modules=("decoder",),
     )
     logging.info("weights initialized from %s", self.config.train.init_from)
     return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
