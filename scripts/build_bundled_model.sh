@@ -7,9 +7,11 @@
 #   (20,000 training clips, a quarter turning after their first second) and its token shards (about 35 min)
 #   3. the LM, phase 1 (1,200 steps; the video ids' embeddings start from their patches' pixels; 56 min)
 #   4. phase 2 (1,900 steps weighted to the prompted video tasks, a warm restart at a lower rate; 83 min)
-#   5. phase 3 (1,500 steps, text_to_video weighted up, a lower rate again; 55-65 min)  6. sampling settings
-#   chosen on validation seeds (3 min)  7. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers
-#   it was trained with inside it and its sampling.json). In all 3 h 30 min to 4 h 05 min (2.2-2.6 s an LM step).
+#   5. phase 3 (1,500 steps, text_to_video weighted up, a lower rate again; 55-65 min)  6. phase 4 (1,500
+#   steps as phase 3, the video tokens now with row and column embeddings; 65 min)  7. sampling settings
+#   chosen on validation seeds (3 min)  8. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers
+#   it was trained with inside it and its sampling.json). In all 4 h 35 min to 5 h 10 min (2.2-2.6 s an LM
+#   step): over the 4 h budget (README, "The bundled model").
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv. The world-id model's own chain (the CNN world tokenizer, the audio
 # tokenizer and its retrained decoder, three LM phases) is this script at commit ddfac63.
@@ -66,8 +68,10 @@ timed lm_phase2 python train.py --config=configs/lm.py:demo,ids=table,phase=2 --
   --config.train.init_from=runs/lm_table
 timed lm_phase3 python train.py --config=configs/lm.py:demo,ids=table,phase=3 --workdir=runs/lm_table3 \
   --config.train.init_from=runs/lm_table2
-timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_table3
+timed lm_phase4 python train.py --config=configs/lm.py:demo,ids=table,phase=4 --workdir=runs/lm_table4 \
+  --config.train.init_from=runs/lm_table3
+timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_table4
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
-bundle lm runs/lm_table3 '"bfloat16"'
+bundle lm runs/lm_table4 '"bfloat16"'
 
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"
