@@ -329,7 +329,8 @@ def get_config(arg=None):
       # Phase 4 continues phase 3 (the bundle of commit 33f44b6) with its weights, the video tokens now with
       # row and column embeddings (`model.video_grid`, zero at the start): phase 3 followed "up" and "down"
       # in 0.79 and 0.72 of its validation clips but "left" and "right" in 0.31 and 0.17, and a caption's
-      # left/right word barely moved the likelihood of the first moving latent frame.
+      # left/right word barely moved the likelihood of the first moving latent frame. (The embeddings stayed
+      # near zero; phase 4's gain was its extra steps: README, "Where direction fails".)
       if arg.phase not in (1, 2, 3, 4):
         raise ValueError("ids=table has phases 1 to 4")
       config.data.tokens_dir = "tokens/table_turns_20k"
