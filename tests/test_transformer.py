@@ -34,6 +34,18 @@ def _tokens(batch=2, length=12, seed=0):
   return jax.random.randint(jax.random.key(seed), (batch, length), 0, 50)
 
 
+def _decoded(model, tokens, prefix, prefill):
+  """`[B, S, vocab]` logits of `tokens [B, S]` through the KV cache: the first `prefill` positions in one
+  call, then one token a call, as sampling feeds them."""
+  cache = model.init_cache(tokens.shape[0], tokens.shape[1] + 2)
+  logits, cache = model.extend(tokens[:, :prefill], 0, prefix, cache)
+  steps = [logits]
+  for i in range(prefill, tokens.shape[1]):
+    logits, cache = model.extend(tokens[:, i : i + 1], i, prefix, cache)
+    steps.append(logits)
+  return jnp.concatenate(steps, axis=1)
+
+
 def test_prefix_mask():
   mask = np.asarray(prefix_lm_mask(jnp.arange(6), jnp.arange(6), jnp.array([3, 0])))
   assert mask[0, 0, 2] and mask[0, 1, 2]  # prefix tokens see later prefix tokens
@@ -58,13 +70,7 @@ def test_kv_cache_decoding_equals_recomputation():
     model = _model(tied)
     tokens, prefix = _tokens(length=10, seed=1), jnp.array([4, 4])
     full = model(tokens, prefix)
-    cache = model.init_cache(2, 16)
-    logits, cache = model.extend(tokens[:, :4], 0, prefix, cache)
-    steps = [logits]
-    for i in range(4, 10):
-      logits, cache = model.extend(tokens[:, i : i + 1], i, prefix, cache)
-      steps.append(logits)
-    np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(_decoded(model, tokens, prefix, 4), full, rtol=1e-4, atol=1e-4)
 
 
 def test_a_bfloat16_model_decodes_from_a_bfloat16_cache_matching_its_forward_pass():
@@ -73,15 +79,9 @@ def test_a_bfloat16_model_decodes_from_a_bfloat16_cache_matching_its_forward_pas
   model = Transformer(config, rngs=nnx.Rngs(0))
   tokens, prefix = _tokens(length=10, seed=1), jnp.array([4, 4])
   full = model(tokens, prefix).astype(jnp.float32)
-  cache = model.init_cache(2, 16)
-  assert cache.layer(0)[0].dtype == jnp.bfloat16
-  logits, cache = model.extend(tokens[:, :4], 0, prefix, cache)
-  steps = [logits]
-  for i in range(4, 10):
-    logits, cache = model.extend(tokens[:, i : i + 1], i, prefix, cache)
-    steps.append(logits)
+  assert model.init_cache(2, 16).layer(0)[0].dtype == jnp.bfloat16
   # bf16 has 8 mantissa bits: logits of unit scale agree to a few hundredths.
-  np.testing.assert_allclose(jnp.concatenate(steps, axis=1).astype(jnp.float32), full, atol=0.05)
+  np.testing.assert_allclose(_decoded(model, tokens, prefix, 4).astype(jnp.float32), full, atol=0.05)
 
 
 def test_rope_is_relative():
@@ -189,13 +189,7 @@ def test_video_positions_decode_through_the_cache_as_recomputed_and_start_as_a_n
   tokens = jnp.concatenate([prompt, jax.random.randint(jax.random.key(4), (2, 8), 20, 40)], axis=1)
   prefix = jnp.array([6, 6])
   full = model(tokens, prefix)
-  cache = model.init_cache(2, 16)
-  logits, cache = model.extend(tokens[:, :6], 0, prefix, cache)
-  steps = [logits]
-  for i in range(6, 14):
-    logits, cache = model.extend(tokens[:, i : i + 1], i, prefix, cache)
-    steps.append(logits)
-  np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(_decoded(model, tokens, prefix, 6), full, rtol=1e-4, atol=1e-4)
   # The positions move the outputs; at their zero init the model computes what one without them does.
   assert not np.allclose(full, _model()(tokens, prefix), atol=1e-3)
   np.testing.assert_allclose(
