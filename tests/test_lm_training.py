@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
 
 from videopoet_jax import sharding, tasks
 from videopoet_jax.data import lm_batches, token_shards
@@ -255,6 +256,21 @@ def test_chunked_losses_equal_full_logits(tiny_lm_config):
   expected = -jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
   np.testing.assert_allclose(nll, expected, rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(correct, (logits.argmax(-1) == tokens[:, 1:]).astype(np.float32))
+  # and the gradient: the chunked logsumexp form against log_softmax of the full logits
+  graphdef, params = nnx.split(model, nnx.Param)
+
+  def chunked(params):
+    return nnx.merge(graphdef, params, copy=True).token_losses(tokens, prefix)[0].sum()
+
+  def full(params):
+    logits = nnx.merge(graphdef, params, copy=True)(tokens, prefix)[:, :-1]
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits), tokens[:, 1:, None], axis=-1).sum()
+
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+    jax.grad(chunked)(params),
+    jax.grad(full)(params),
+  )
 
 
 def _loss_and_grads(config, batch, params=None):

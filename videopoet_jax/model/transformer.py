@@ -398,9 +398,12 @@ class Transformer(nnx.Module):
     def chunk_losses(x_chunk, target_chunk):
       logits = jnp.einsum("bsw,wv->bsv", x_chunk, kernel.astype(x_chunk.dtype)).astype(jnp.float32)
       logits = sharding.logical_constraint(logits, LOGITS_AXES)
-      log_probs = jax.nn.log_softmax(logits, axis=-1)
-      nll = -jnp.take_along_axis(log_probs, target_chunk[..., None], axis=-1)[..., 0]
-      return nll, (jnp.argmax(logits, axis=-1) == target_chunk).astype(jnp.float32)
+      # nll = logsumexp - the target's logit, never the [.., vocab] log-probabilities: half the step time
+      # of log_softmax + take on CPU. Correct = the target's logit is the largest (a tie counts as right).
+      target_logits = jnp.take_along_axis(logits, target_chunk[..., None], axis=-1)[..., 0]
+      nll = jax.nn.logsumexp(logits, axis=-1) - target_logits
+      correct = target_logits >= jax.lax.stop_gradient(logits.max(axis=-1))
+      return nll, correct.astype(jnp.float32)
 
     x_chunks = x.reshape(b, s // chunk, chunk, w).swapaxes(0, 1)
     t_chunks = padded_targets.reshape(b, s // chunk, chunk).swapaxes(0, 1)
