@@ -84,7 +84,15 @@ def test_sampling_settings_are_chosen_on_validation_seeds_and_written_into_the_e
   model = tmp_path / "lm"
   pretrained.copy_export(bundle["lm"], str(model))
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  command = [sys.executable, "-m", "videopoet_jax.eval.choose_sampling", f"--checkpoint={model}", "--num=1"]
+  command = [
+    sys.executable,
+    "-m",
+    "videopoet_jax.eval.choose_sampling",
+    f"--checkpoint={model}",
+    "--num=1",
+    "--finalists=2",
+    "--final_num=2",
+  ]
   done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-2000:]
   result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -93,5 +101,10 @@ def test_sampling_settings_are_chosen_on_validation_seeds_and_written_into_the_e
   assert len(result["candidates"]["audio"]) == len(choose_sampling.AUDIO_GRID)
   chosen = Generator.load(str(model)).default_sampling
   for kind in ("video", "audio"):
-    best = max(result["candidates"][kind], key=lambda c: c["score"])
+    # The two best screened candidates are scored again on 2 clips; the better of those is chosen.
+    screened = sorted(result["candidates"][kind], key=lambda c: -c["score"])
+    finalists = [c for c in result["candidates"][kind] if "final" in c]
+    assert {str(c["sampling"]) for c in finalists} == {str(c["sampling"]) for c in screened[:2]}
+    assert all(c["final"]["num"] == 2 for c in finalists)
+    best = max(finalists, key=lambda c: c["final"]["score"])
     assert chosen[kind] == Sampling(**best["sampling"])

@@ -70,7 +70,7 @@ FUSED_HEAD_TENSORS = 3
 CUDNN_STATISTICS = 4
 SPLASH_LANES = 128
 SPLASH_SAVED_UNITS = 2.2
-# float32 [B, chunk, V] tensors of one loss chunk: logits, log-probabilities, their gradient.
+# float32 [B, chunk, V] tensors of one loss chunk: logits, their softmax, its gradient.
 LOSS_CHUNK_TENSORS = 3
 # float32 [T, W] activation gradients flowing back through the blocks.
 GRADIENT_WIDTH_TENSORS = 2
