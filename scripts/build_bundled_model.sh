@@ -5,13 +5,14 @@
 #   1. the world's patch table (configs/video_tokenizer.py:world_table: the 16,384 most frequent 8x8
 #   first-frame and 4-frame patches of 3,000 shapes_world clips, one id each; 30 s)  2. compositional_turns
 #   (20,000 training clips, a quarter turning after their first second) and its token shards (about 35 min)
-#   3. the LM, phase 1 (1,200 steps; the video ids' embeddings start from their patches' pixels; 56 min)
-#   4. phase 2 (1,900 steps weighted to the prompted video tasks, a warm restart at a lower rate; 83 min)
-#   5. phase 3 (1,500 steps, text_to_video weighted up, a lower rate again; 55-65 min)  6. phase 4 (1,500
-#   steps as phase 3, the video tokens now with row and column embeddings; 65 min)  7. sampling settings
-#   chosen on validation seeds (3 min)  8. the bundle: videopoet_jax/assets/lm/ (the LM with the tokenizers
-#   it was trained with inside it and its sampling.json). In all 4 h 35 min to 5 h 10 min (2.2-2.6 s an LM
-#   step): over the 4 h budget (README, "The bundled model").
+#   3. the LM, phase 1 (1,200 steps; the video ids' embeddings start from their patches' pixels)
+#   4. phase 2 (1,900 steps weighted to the prompted video tasks, a warm restart at a lower rate)
+#   5. phase 3 (1,500 steps, text_to_video weighted up, a lower rate again)  6. phase 4 (1,500 steps as
+#   phase 3, the video tokens now with row and column embeddings)  7. phase 5 (2,000 steps as phase 4 at a
+#   lower rate)  8. sampling settings chosen on validation seeds  9. the bundle: videopoet_jax/assets/lm/
+#   (the LM with the tokenizers it was trained with inside it and its sampling.json). Stage times and the
+#   total (under the 4 h budget since the loss stopped making log-probabilities): README, "The bundled
+#   model".
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv. The world-id model's own chain (the CNN world tokenizer, the audio
 # tokenizer and its retrained decoder, three LM phases) is this script at commit ddfac63.
@@ -70,8 +71,10 @@ timed lm_phase3 python train.py --config=configs/lm.py:demo,ids=table,phase=3 --
   --config.train.init_from=runs/lm_table2
 timed lm_phase4 python train.py --config=configs/lm.py:demo,ids=table,phase=4 --workdir=runs/lm_table4 \
   --config.train.init_from=runs/lm_table3
-timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_table4
+timed lm_phase5 python train.py --config=configs/lm.py:demo,ids=table,phase=5 --workdir=runs/lm_table5 \
+  --config.train.init_from=runs/lm_table4
+timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_table5
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
-bundle lm runs/lm_table4 '"bfloat16"'
+bundle lm runs/lm_table5 '"bfloat16"'
 
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"
