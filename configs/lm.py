@@ -19,7 +19,8 @@ Variants:
             tokenized by the world's patch table (configs/video_tokenizer.py:world_table,
             tokens/table_turns_20k), the video ids' embeddings started from their patches' pixels;
             `demo,ids=table,phase=2` continues it with phase 2's weights, `demo,ids=table,phase=3` continues
-            that at a lower rate, text_to_video weighted up (scripts/build_bundled_model.sh).
+            that at a lower rate, text_to_video weighted up; phases 4 and 5 continue that (the bundled
+            model is phase 5: scripts/build_bundled_model.sh).
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
