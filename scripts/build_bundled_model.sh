@@ -11,8 +11,8 @@
 #   phase 3, the video tokens now with row and column embeddings)  7. phase 5 (2,000 steps as phase 4 at a
 #   lower rate)  8. sampling settings chosen on validation seeds  9. the bundle: videopoet_jax/assets/lm/
 #   (the LM with the tokenizers it was trained with inside it and its sampling.json). Stage times and the
-#   total (under the 4 h budget since the loss stopped making log-probabilities): README, "The bundled
-#   model".
+#   total (about 4 h 05 min, at the 4 h budget since the loss stopped making log-probabilities; 4 h 35 min
+#   to 5 h 10 min before): README, "The bundled model".
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv. The world-id model's own chain (the CNN world tokenizer, the audio
 # tokenizer and its retrained decoder, three LM phases) is this script at commit ddfac63.
