@@ -273,6 +273,47 @@ def test_chunked_losses_equal_full_logits(tiny_lm_config):
   )
 
 
+def test_loss_positions_compute_only_the_outputs_losses(tiny_lm_config):
+  model = lm.build_model(tiny_lm_config)
+  tokens = jax.random.randint(jax.random.key(1), (2, 23), 0, tiny_lm_config.model.vocab_size)
+  prefix = jnp.array([4, 19])  # the second row ends 4 targets into the 8 asked for
+  span = 8
+  targets = np.arange(22)
+  kept = (targets[None] >= prefix[:, None] - 1) & (targets[None] < prefix[:, None] - 1 + span)
+  nll, correct = model.token_losses(tokens, prefix)
+  picked_nll, picked_correct = model.token_losses(tokens, prefix, loss_positions=span)
+  np.testing.assert_allclose(picked_nll, np.where(kept, nll, 0.0), rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(picked_correct, np.where(kept, correct, 0.0))
+  graphdef, params = nnx.split(model, nnx.Param)
+  masked = lambda positions: (
+    lambda p: (
+      nnx.merge(graphdef, p, copy=True).token_losses(tokens, prefix, loss_positions=positions)[0] * kept
+    ).sum()
+  )
+  _assert_trees_close(jax.grad(masked(span))(params), jax.grad(masked(None))(params), rtol=1e-4, atol=1e-6)
+
+
+def test_trainer_loss_spans_change_no_loss_or_gradient(tiny_lm_config):
+  trainer = lm.Trainer(tiny_lm_config)
+  spans = trainer.batches.loss_spans()
+  assert len(spans) == len(trainer.batches.mixture.groups)
+  params = trainer.init().params
+  grad_fn = jax.value_and_grad(lm.loss_and_sums, has_aux=True)
+  seen = set()
+  for step in range(40):
+    batch = trainer.batches.batch(step)
+    if batch.tokens.shape[1] in seen:
+      continue
+    seen.add(batch.tokens.shape[1])
+    rows = trainer.put_batch(batch)
+    (loss, sums), grads = grad_fn(params, trainer.graphdef, rows, trainer.vocab)
+    (span_loss, span_sums), span_grads = grad_fn(params, trainer.graphdef, rows, trainer.vocab, None, spans)
+    assert span_loss == pytest.approx(float(loss), rel=1e-5)
+    _assert_trees_close(sums, span_sums, rtol=1e-5, atol=1e-5)
+    _assert_trees_close(grads, span_grads, rtol=1e-4, atol=1e-6)
+  assert len(seen) > 1, "every batch had one length: the test saw one group"
+
+
 def _loss_and_grads(config, batch, params=None):
   trainer = lm.Trainer(config, data=False)
   params = trainer.init().params if params is None else params

@@ -91,6 +91,14 @@ class TaskBatches:
       tokens_dir, config.data.train_split, config.seed, config.data.read_threads
     )
 
+  def loss_spans(self) -> tuple[tuple[int, int], ...]:
+    """`(length, positions)` of each length group: the most loss positions a row of it has, what the
+    trainer passes to `Transformer.token_losses` for batches of that length."""
+    return tuple(
+      (g.length, max(sequence.output_length(registry.TASKS[t], self.layout) for t in g.tasks))
+      for g in self.mixture.groups
+    )
+
   def batch(self, step: int) -> sequence.Batch:
     """This process's rows of step's batch; call for steps in order (each moves the data position on)."""
     draw = self.mixture.draw(step)

@@ -379,14 +379,40 @@ class Transformer(nnx.Module):
     return self.logits(self.hidden(tokens, prefix_length, text_embedding, text_slots, key_valid))
 
   def token_losses(
-    self, tokens: jax.Array, prefix_length: jax.Array, text_embedding=None, text_slots=None
+    self,
+    tokens: jax.Array,
+    prefix_length: jax.Array,
+    text_embedding=None,
+    text_slots=None,
+    loss_positions: int | None = None,
   ) -> tuple[jax.Array, jax.Array]:
     """Next-token negative log-likelihood and correctness (argmax == next id), both `[B, S - 1]` float32
     for targets `tokens[:, 1:]`; logits are made `model.logits_chunk` positions at a time and recomputed
-    in the backward pass."""
+    in the backward pass.
+
+    With `loss_positions` (a static int), only the targets `prefix_length - 1 ...` of each row, that many,
+    get logits (a row's output follows its prefix: the rest is prefix or padding, which the loss masks
+    out); both outputs are 0 at the other positions. On the demo mixture this skips a third of the
+    vocabulary-sized matmul of the longest length group."""
     _check_tokens(tokens, prefix_length)
     x = self.final_norm(self.hidden(tokens, prefix_length, text_embedding, text_slots))[:, :-1]
     targets = tokens[:, 1:]
+    if loss_positions is not None:
+      picked = prefix_length[:, None] - 1 + jnp.arange(loss_positions)  # [B, P]
+      inside = picked < targets.shape[1]  # a row whose prefix is long may end before P targets
+      safe = jnp.minimum(picked, targets.shape[1] - 1)
+      nll, correct = self._chunked_losses(
+        jnp.take_along_axis(x, safe[..., None], axis=1), jnp.take_along_axis(targets, safe, axis=1)
+      )
+      rows = jnp.arange(tokens.shape[0])[:, None]
+      scatter = lambda values: (
+        jnp.zeros(targets.shape, values.dtype).at[rows, picked].set(jnp.where(inside, values, 0), mode="drop")
+      )
+      return scatter(nll), scatter(correct)
+    return self._chunked_losses(x, targets)
+
+  def _chunked_losses(self, x: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`token_losses` of final-norm activations `x [B, P, W]` and their targets `[B, P]`."""
     kernel = self.output_kernel()
     chunk = min(self.model.logits_chunk, targets.shape[1])
     pad = -targets.shape[1] % chunk

@@ -155,6 +155,12 @@ def build_prefix(
   )
 
 
+def output_length(task: Task, layout: Layout) -> int:
+  """The positions the loss covers in `task`'s sequences: its output ids, and when the task is closed its
+  end token and <eos>."""
+  return layout.part_length(task.output) + (2 if task.closed else 0)
+
+
 def build(
   task: Task, record: dict, vocab: Vocabulary, layout: Layout, drop: tuple[str, ...] = ()
 ) -> Sequence:

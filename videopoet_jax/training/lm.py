@@ -76,13 +76,20 @@ def target_modalities(targets: jax.Array, vocab) -> jax.Array:
   return jnp.where(video, 1, jnp.where(audio, 2, 0))
 
 
-def loss_and_sums(params, graphdef, batch: dict, vocab, loss_tokens=None) -> tuple[jax.Array, dict]:
+def loss_and_sums(
+  params, graphdef, batch: dict, vocab, loss_tokens=None, loss_spans=()
+) -> tuple[jax.Array, dict]:
   """Mean output-token NLL and the metric sums of `batch` (see `sequence.Batch` for its arrays); with
   `loss_tokens`, the NLL summed over `batch` divided by that count instead (a microbatch's share of the
-  whole batch's mean)."""
+  whole batch's mean). `loss_spans` (`TaskBatches.loss_spans`): logits only at the loss positions of a
+  batch whose length it names."""
   model = nnx.merge(graphdef, params)
   nll, correct = model.token_losses(
-    batch["tokens"], batch["prefix_length"], batch.get("text_embedding"), batch.get("text_slots")
+    batch["tokens"],
+    batch["prefix_length"],
+    batch.get("text_embedding"),
+    batch.get("text_slots"),
+    loss_positions=dict(loss_spans).get(batch["tokens"].shape[1]),
   )
   weights = batch["loss_mask"][:, 1:].astype(jnp.float32)
   tokens = weights.sum() if loss_tokens is None else loss_tokens
@@ -98,14 +105,14 @@ def loss_and_sums(params, graphdef, batch: dict, vocab, loss_tokens=None) -> tup
   return loss, sums
 
 
-def accumulated_loss_and_grads(params, graphdef, batch: dict, vocab, microbatches: int):
+def accumulated_loss_and_grads(params, graphdef, batch: dict, vocab, microbatches: int, loss_spans=()):
   """`((loss, sums), grads)` of the whole batch, computed `microbatches` rows-slices at a time (a scan:
   activations of one microbatch at a time) and summed; equal to the one-pass gradient up to float
   rounding. The rows of `batch` must divide by `microbatches`."""
   if microbatches == 1:
-    return jax.value_and_grad(loss_and_sums, has_aux=True)(params, graphdef, batch, vocab)
+    return jax.value_and_grad(loss_and_sums, has_aux=True)(params, graphdef, batch, vocab, None, loss_spans)
   tokens = batch["loss_mask"][:, 1:].astype(jnp.float32).sum()
-  micro_loss = lambda p, micro: loss_and_sums(p, graphdef, micro, vocab, tokens)
+  micro_loss = lambda p, micro: loss_and_sums(p, graphdef, micro, vocab, tokens, loss_spans)
   grad_fn = lambda micro: jax.value_and_grad(micro_loss, has_aux=True)(params, micro)
   # Microbatch j takes rows j, j + m, j + 2m, ...: each device's rows spread over every microbatch.
   split = jax.tree.map(
@@ -122,12 +129,12 @@ def accumulated_loss_and_grads(params, graphdef, batch: dict, vocab, microbatche
   return (loss, sums), grads
 
 
-def train_step(state: TrainState, batch: dict, *, graphdef, config, vocab):
+def train_step(state: TrainState, batch: dict, *, graphdef, config, vocab, loss_spans=()):
   """One AdamW update (skipped when the loss or gradient is not finite), over `train.microbatches`
   slices of the batch."""
   optimizer = optimizers.adamw_warmup_cosine(config.train)
   (loss, sums), grads = accumulated_loss_and_grads(
-    state.params, graphdef, batch, vocab, config.train.get("microbatches", 1)
+    state.params, graphdef, batch, vocab, config.train.get("microbatches", 1), loss_spans
   )
   grad_norm = optax.global_norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
@@ -211,19 +218,23 @@ class Trainer:
       self.mesh, sharding.logical_spec(("activation_batch",), self.rules)
     )
     replicated = sharding.replicated(self.mesh)
-    step = functools.partial(train_step, graphdef=self.graphdef, config=config, vocab=self.vocab)
+    rows = functools.partial(sharding.process_rows, self.batch_sharding)
+    self.batches = lm_batches.TaskBatches(config, self.data_parallel, rows) if data else None
+    # Logits only where the loss is, per length group (the same arithmetic as over every position).
+    spans = self.batches.loss_spans() if data else ()
+    step = functools.partial(
+      train_step, graphdef=self.graphdef, config=config, vocab=self.vocab, loss_spans=spans
+    )
     self._step = jax.jit(
       step,
       in_shardings=(self.state_sharding, self.batch_sharding),
       out_shardings=(self.state_sharding, replicated),
       donate_argnums=0,
     )
-    sums = lambda params, batch: loss_and_sums(params, self.graphdef, batch, self.vocab)[1]
+    sums = lambda params, batch: loss_and_sums(params, self.graphdef, batch, self.vocab, None, spans)[1]
     self._eval = jax.jit(
       sums, in_shardings=(self.state_sharding.params, self.batch_sharding), out_shardings=replicated
     )
-    rows = functools.partial(sharding.process_rows, self.batch_sharding)
-    self.batches = lm_batches.TaskBatches(config, self.data_parallel, rows) if data else None
     microbatches = config.train.get("microbatches", 1)
     for group in self.batches.mixture.groups if data else ():
       if group.batch_size % (microbatches * self.data_parallel):
