@@ -9,10 +9,11 @@
 #   4. phase 2 (1,900 steps weighted to the prompted video tasks, a warm restart at a lower rate)
 #   5. phase 3 (1,500 steps, text_to_video weighted up, a lower rate again)  6. phase 4 (1,500 steps as
 #   phase 3, the video tokens now with row and column embeddings)  7. phase 5 (2,000 steps as phase 4 at a
-#   lower rate)  8. sampling settings chosen on validation seeds  9. the bundle: videopoet_jax/assets/lm/
-#   (the LM with the tokenizers it was trained with inside it and its sampling.json). Stage times and the
-#   total (about 4 h 05 min, at the 4 h budget since the loss stopped making log-probabilities; 4 h 35 min
-#   to 5 h 10 min before): README, "The bundled model".
+#   lower rate)  8. the world audio tokenizer's decoder retrained so that hums keep their pitch
+#   (configs/audio_tokenizer.py:shapes_phase, two stages of 800 and 600 steps; its ids are unchanged), put
+#   into the LM's export  9. sampling settings chosen on validation seeds  10. the bundle:
+#   videopoet_jax/assets/lm/ (the LM with the tokenizers it was trained with inside it and its
+#   sampling.json). Stage times and the total: README, "The bundled model".
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
 # is appended to runs/build_times.tsv. The world-id model's own chain (the CNN world tokenizer, the audio
 # tokenizer and its retrained decoder, three LM phases) is this script at commit ddfac63.
@@ -35,8 +36,13 @@ timed() {  # timed NAME COMMAND...: runs COMMAND, records its wall time
 }
 
 bundle() {  # bundle ASSET WORKDIR [DTYPE]: copies WORKDIR's export into videopoet_jax/assets/ASSET
-  local asset=videopoet_jax/assets/$1
-  [ -f "$asset/MODEL_CARD.md" ] && cp "$asset/MODEL_CARD.md" "$2/export/"
+  local asset=videopoet_jax/assets/$1 card
+  # The model cards (the asset's and its nested tokenizers') are kept.
+  for card in "$asset"/MODEL_CARD.md "$asset"/*/MODEL_CARD.md; do
+    if [ -f "$card" ] && [ -d "$(dirname "$2/export/${card#"$asset"/}")" ]; then
+      cp "$card" "$2/export/${card#"$asset"/}"
+    fi
+  done
   python -c "from videopoet_jax.tokenizers import pretrained
 pretrained.copy_export('$2', '$asset', ${3:-None})"
 }
@@ -73,6 +79,13 @@ timed lm_phase4 python train.py --config=configs/lm.py:demo,ids=table,phase=4 --
   --config.train.init_from=runs/lm_table3
 timed lm_phase5 python train.py --config=configs/lm.py:demo,ids=table,phase=5 --workdir=runs/lm_table5 \
   --config.train.init_from=runs/lm_table4
+timed audio_decoder_phase python train.py --config=configs/audio_tokenizer.py:shapes_phase \
+  --workdir=runs/at_shapes_phase --config.train.init_from=$world/audio_tokenizer
+timed audio_decoder_spectrum python train.py --config=configs/audio_tokenizer.py:shapes_phase,stage=2 \
+  --workdir=runs/at_shapes_phase2 --config.train.init_from=runs/at_shapes_phase
+# The LM's audio ids are the same through the new decoder: it replaces the LM export's audio tokenizer.
+python -c "from videopoet_jax.tokenizers import pretrained
+pretrained.copy_export('runs/at_shapes_phase2', 'runs/lm_table5/export/audio_tokenizer')"
 timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_table5
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
 bundle lm runs/lm_table5 '"bfloat16"'

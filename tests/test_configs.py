@@ -93,3 +93,19 @@ def test_the_table_lm_phases_continue_each_other_without_restarting_its_video_ro
   for ids, phase in (("table", 6), ("world", 5)):
     with pytest.raises(flags.IllegalFlagValueError, match="phases 1 to 4"):
       _parse([f"--config=configs/lm.py:demo,ids={ids},phase={phase}"])
+
+
+def test_the_world_audio_decoder_trains_phase_first_then_the_spectrum():
+  """configs/audio_tokenizer.py:shapes_phase: stage 1 on the waveform alone (the decoder learns the hums'
+  phase), stage 2 with the spectral losses back (the clicks); both decoder-only, so the LM's ids stay."""
+  path = str(REPO / "configs" / "audio_tokenizer.py")
+  first = _parse([f"--config={path}:shapes_phase"])
+  second = _parse([f"--config={path}:shapes_phase,stage=2"])
+  assert first.train.trainable == second.train.trainable == "decoder"
+  assert first.loss.mel_weight == first.loss.stft_weight == 0 and first.loss.waveform_weight > 0
+  assert second.loss.mel_weight > 0 and second.loss.stft_weight > 0
+  assert second.loss.waveform_weight > first.loss.waveform_weight
+  assert first.loss.adversarial_weight == second.loss.adversarial_weight == 0
+  for bad in ("shapes_phase,stage=3", "demo,stage=2"):
+    with pytest.raises(Exception, match="stage"):
+      _parse([f"--config={path}:{bad}"])
