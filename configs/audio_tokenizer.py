@@ -164,18 +164,16 @@ def get_config(arg=None):
       config.train.learning_rate = 5e-4
       config.train.warmup_steps = 20
       config.train.steps = 600
-    if arg.variant == "shapes_decoder":
-      # The bundled model's world audio tokenizer with its decoder retrained adversarially (waveform and STFT
-      # discriminators, feature matching), encoder and codebooks frozen: its ids, which tell the six hums
-      # apart (nearest centroid of level-0 id counts: 1.00), stay the LM's, while pitch may come back.
+    if arg.variant in ("shapes_decoder", "shapes_phase"):
+      # The bundled model's world audio tokenizer with its decoder retrained, encoder and codebooks frozen:
+      # its ids, which tell the six hums apart (nearest centroid of level-0 id counts: 1.00), stay the LM's.
       config.train.init_from = "videopoet_jax/assets/lm/audio_tokenizer"
       config.train.trainable = "decoder"
       config.rvq.dropout_probability = 0.0
+    if arg.variant == "shapes_decoder":
+      # Adversarially (waveform and STFT discriminators, feature matching), so that pitch may come back.
       config.loss.adversarial_weight = 1.0
     if arg.variant == "shapes_phase":
-      config.train.init_from = "videopoet_jax/assets/lm/audio_tokenizer"
-      config.train.trainable = "decoder"
-      config.rvq.dropout_probability = 0.0
       if arg.stage == 1:
         config.loss.mel_weight = 0.0
         config.loss.stft_weight = 0.0

@@ -392,7 +392,7 @@ class Transformer(nnx.Module):
 
     With `loss_positions` (a static int), only the targets `prefix_length - 1 ...` of each row, that many,
     get logits (a row's output follows its prefix: the rest is prefix or padding, which the loss masks
-    out); both outputs are 0 at the other positions. On the demo mixture this skips a third of the
+    out); both outputs are 0 at the other positions. On the demo mixture this skips two fifths of the
     vocabulary-sized matmul of the longest length group."""
     _check_tokens(tokens, prefix_length)
     x = self.final_norm(self.hidden(tokens, prefix_length, text_embedding, text_slots))[:, :-1]
