@@ -24,6 +24,7 @@ from videopoet_jax.decoding.generator import Generator
 from videopoet_jax.eval import lm_tasks
 from videopoet_jax.tasks import registry, sequence
 from videopoet_jax.tokenizers.patch_table import PatchTableTokenizer
+from videopoet_jax.training.progress import quiet_unless_verbose
 
 flags.DEFINE_string("checkpoint", None, "LM export or workdir (default: the bundled model).")
 flags.DEFINE_integer("num", 48, "Clips of the split.")
@@ -42,11 +43,12 @@ TOP = 50
 
 def main(argv):
   del argv
+  quiet_unless_verbose()
   start = time.time()
   gen = Generator.load(FLAGS.checkpoint)
   if not isinstance(gen.video_tokenizer, PatchTableTokenizer):
     raise SystemExit("this LM's video tokenizer is not a patch table")
-  table = np.asarray(gen.video_tokenizer.first.value).astype(np.int32)  # [ids, p*p*3]
+  table = np.asarray(gen.video_tokenizer.first[...]).astype(np.int32)  # [ids, p*p*3]
   pixels = table.shape[1] // 3
   examples = lm_tasks.split_examples(FLAGS.num, split=FLAGS.split)
   ids = bench_common.batched(gen.encode_video, np.stack([e["video"] for e in examples]), FLAGS.batch_size)
