@@ -1,4 +1,5 @@
-"""Shared by the bench scripts: time a jitted call, emit a result as one JSON line (stdout and a file)."""
+"""Shared by the bench scripts: time a jitted call, emit a result as one JSON line (stdout and a file), batch
+a call, build teacher-forced LM sequences."""
 
 import json
 import statistics
@@ -6,6 +7,8 @@ import time
 
 import jax
 import numpy as np
+
+from videopoet_jax.tasks import registry, sequence
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -38,3 +41,14 @@ def batched(fn, items: np.ndarray, batch_size: int) -> np.ndarray:
     pad = batch_size - len(chunk)
     out.append(np.asarray(fn(np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])))[: len(chunk)])
   return np.concatenate(out)
+
+
+def caption_batch(gen, task_name: str, captions: list[str], video_ids: np.ndarray) -> sequence.Batch:
+  """`task_name`'s training sequences (prefix and output, as the LM is teacher-forced) of each caption with
+  its clip's video ids `[N, t, h, w]`, padded to the longest: what an LM's likelihood is scored on."""
+  task = registry.get(task_name)
+  seqs = [
+    sequence.build(task, {"text": gen.encode_text(c)[0], "video": v}, gen.vocab, gen.layout)
+    for c, v in zip(captions, video_ids, strict=True)
+  ]
+  return sequence.collate(seqs, [0] * len(seqs), max(len(s.tokens) for s in seqs), gen.vocab, gen.layout)

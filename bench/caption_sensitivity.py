@@ -21,7 +21,6 @@ from absl import app, flags
 
 from videopoet_jax.decoding.generator import Generator
 from videopoet_jax.eval import lm_tasks
-from videopoet_jax.tasks import registry, sequence
 
 flags.DEFINE_string("checkpoint", None, "LM export or workdir (default: the bundled model).")
 flags.DEFINE_integer("num", 200, "Clips of the split.")
@@ -35,19 +34,14 @@ OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
 def frame_nll(gen: Generator, captions: list[str], ids: np.ndarray) -> np.ndarray:
   """`[N, latent frames]` mean NLL of each clip's video ids `ids [N, t, h, w]` after its caption."""
-  task = registry.get("text_to_video")
-  seqs = [
-    sequence.build(task, {"text": gen.encode_text(c)[0], "video": v}, gen.vocab, gen.layout)
-    for c, v in zip(captions, ids, strict=True)
-  ]
-  batch = sequence.collate(seqs, [0] * len(seqs), max(len(s.tokens) for s in seqs), gen.vocab, gen.layout)
+  batch = bench_common.caption_batch(gen, "text_to_video", captions, ids)
   out = []
-  for i in range(0, len(seqs), FLAGS.batch_size):
+  for i in range(0, len(captions), FLAGS.batch_size):
     rows = slice(i, i + FLAGS.batch_size)
     nll, _ = gen.model.token_losses(jnp.asarray(batch.tokens[rows]), jnp.asarray(batch.prefix_length[rows]))
     nll = np.asarray(nll)
     out += [n[p - 1 : p - 1 + ids[0].size] for n, p in zip(nll, batch.prefix_length[rows], strict=True)]
-  return np.stack(out).reshape(len(seqs), ids.shape[1], -1).mean(-1)
+  return np.stack(out).reshape(len(captions), ids.shape[1], -1).mean(-1)
 
 
 def main(argv):

@@ -22,7 +22,6 @@ from absl import app, flags
 
 from videopoet_jax.decoding.generator import Generator
 from videopoet_jax.eval import lm_tasks
-from videopoet_jax.tasks import registry, sequence
 from videopoet_jax.tokenizers.patch_table import PatchTableTokenizer
 from videopoet_jax.training.progress import quiet_unless_verbose
 
@@ -52,17 +51,11 @@ def main(argv):
   pixels = table.shape[1] // 3
   examples = lm_tasks.split_examples(FLAGS.num, split=FLAGS.split)
   ids = bench_common.batched(gen.encode_video, np.stack([e["video"] for e in examples]), FLAGS.batch_size)
-  task = registry.get("text_to_image")
   kinds = {"background": [], "object_start": [], "object_continuing": []}
   for i in range(0, len(examples), FLAGS.batch_size):
     rows = range(i, min(i + FLAGS.batch_size, len(examples)))
-    seqs = [
-      sequence.build(
-        task, {"text": gen.encode_text(examples[r]["caption"])[0], "video": ids[r]}, gen.vocab, gen.layout
-      )
-      for r in rows
-    ]
-    batch = sequence.collate(seqs, [0] * len(seqs), max(len(s.tokens) for s in seqs), gen.vocab, gen.layout)
+    captions = [examples[r]["caption"] for r in rows]
+    batch = bench_common.caption_batch(gen, "text_to_image", captions, ids[i : i + len(rows)])
     logits = gen.model(jnp.asarray(batch.tokens), jnp.asarray(batch.prefix_length))
     video = slice(gen.vocab.video_base, gen.vocab.video_base + table.shape[0])
     log_probs = np.asarray(jax.nn.log_softmax(logits[..., video].astype(jnp.float32), axis=-1))

@@ -90,13 +90,18 @@ class Sequence:
   text_embedding: np.ndarray | None = None  # [L, D] float32 when the text part is an external embedding
 
 
+def output_length(task: Task, layout: Layout) -> int:
+  """The positions the loss covers in `task`'s sequences: its output ids, and when the task is closed its
+  end token and <eos>."""
+  return layout.part_length(task.output) + (2 if task.closed else 0)
+
+
 def max_length(task: Task, layout: Layout) -> int:
   """The longest sequence `task` makes under `layout` (full text budget, nothing dropped)."""
   length = 2  # <bos> <task>
   for part in task.inputs:
     length += layout.part_length(part) + 2
-  length += 1 + layout.part_length(task.output)  # output begin token + ids
-  return length + (2 if task.closed else 0)
+  return length + 1 + output_length(task, layout)  # output begin token, then what the loss covers
 
 
 def _part_ids(part: Part, record: dict, vocab: Vocabulary, layout: Layout) -> tuple[np.ndarray, int]:
@@ -153,12 +158,6 @@ def build_prefix(
     text_slots=np.asarray(text_slots, np.int32),
     text_embedding=embedding,
   )
-
-
-def output_length(task: Task, layout: Layout) -> int:
-  """The positions the loss covers in `task`'s sequences: its output ids, and when the task is closed its
-  end token and <eos>."""
-  return layout.part_length(task.output) + (2 if task.closed else 0)
 
 
 def build(
