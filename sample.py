@@ -145,7 +145,7 @@ def request(gen: Generator) -> user_tasks.Request:
   story = story_prompts() if task.name == "story" else None
   req = user_tasks.Request(
     prompts=[story[0] if story else FLAGS.prompt] * n,
-    sampling=cli.sampling(gen.default_sampling),
+    sampling=cli.sampling(gen.sampling_for(task.name)),
     seed=FLAGS.seed,
     negative_prompt=FLAGS.negative_prompt,
     seconds=FLAGS.seconds,

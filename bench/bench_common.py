@@ -43,12 +43,16 @@ def batched(fn, items: np.ndarray, batch_size: int) -> np.ndarray:
   return np.concatenate(out)
 
 
-def caption_batch(gen, task_name: str, captions: list[str], video_ids: np.ndarray) -> sequence.Batch:
-  """`task_name`'s training sequences (prefix and output, as the LM is teacher-forced) of each caption with
-  its clip's video ids `[N, t, h, w]`, padded to the longest: what an LM's likelihood is scored on."""
+def records_batch(gen, task_name: str, records: list[dict]) -> sequence.Batch:
+  """`task_name`'s training sequences (prefix and output, as the LM is teacher-forced) of `records` (each
+  `sequence.build`'s streams: `text`, `video` `[t, h, w]`, `audio` `[levels, frames]` ids, ...), padded to
+  the longest: what an LM's likelihood is scored on."""
   task = registry.get(task_name)
-  seqs = [
-    sequence.build(task, {"text": gen.encode_text(c)[0], "video": v}, gen.vocab, gen.layout)
-    for c, v in zip(captions, video_ids, strict=True)
-  ]
+  seqs = [sequence.build(task, r, gen.vocab, gen.layout) for r in records]
   return sequence.collate(seqs, [0] * len(seqs), max(len(s.tokens) for s in seqs), gen.vocab, gen.layout)
+
+
+def caption_batch(gen, task_name: str, captions: list[str], video_ids: np.ndarray) -> sequence.Batch:
+  """`records_batch` of each caption with its clip's video ids `[N, t, h, w]`."""
+  records = [{"text": gen.encode_text(c)[0], "video": v} for c, v in zip(captions, video_ids, strict=True)]
+  return records_batch(gen, task_name, records)

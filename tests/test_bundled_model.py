@@ -68,10 +68,10 @@ def test_the_bundled_lm_carries_the_tokenizers_it_was_trained_with(generator):
     17, 64, 64
   )
   sampling = json.loads((pathlib.Path(folder) / "sampling.json").read_text())
-  assert (
-    set(sampling) == {"video", "audio"}
-    and generator.default_sampling["video"].temperature == sampling["video"]["temperature"]
-  )
+  assert set(sampling) - {"tasks"} == {"video", "audio"}
+  assert generator.default_sampling["video"].temperature == sampling["video"]["temperature"]
+  for task, kinds in sampling.get("tasks", {}).items():  # tasks chosen apart: user tasks, their own settings
+    assert generator.sampling_for(task)["video"].temperature == kinds["video"]["temperature"]
 
 
 def test_the_tokenizers_ceiling_on_test_clips(generator, examples):

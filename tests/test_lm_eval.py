@@ -26,7 +26,7 @@ def test_every_task_is_generated_and_scored(bundle):
   gen = Generator.load(bundle["lm"], bundle["video_tokenizer"], bundle["audio_tokenizer"])
   sampling = {"video": Sampling(temperature=1.0), "audio": Sampling(temperature=1.0)}
   report = lm_tasks.evaluate(
-    gen, list(lm_tasks.TASKS), num=2, sampling=sampling, batch_size=2, log=lambda _: None
+    gen, list(lm_tasks.TASKS), num=2, sampling=lambda _: sampling, batch_size=2, log=lambda _: None
   )
   assert set(report) == set(shapes_scores.TASK_CRITERIA)
   bounces = sum(bool(e["bounce_frames"]) for e in lm_tasks.split_examples(2))
@@ -92,19 +92,35 @@ def test_sampling_settings_are_chosen_on_validation_seeds_and_written_into_the_e
     "--num=1",
     "--finalists=2",
     "--final_num=2",
+    "--task_num=1",
+    "--tasks_apart=text_to_image,outpaint",
   ]
+  bad = subprocess.run([*command, "--tasks_apart=smell"], cwd=REPO, env=env, capture_output=True, text=True)
+  assert bad.returncode == 1 and "--tasks_apart: ['smell']" in bad.stderr.strip().splitlines()[-1]
   done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
   assert done.returncode == 0, done.stderr[-2000:]
   result = json.loads(done.stdout.strip().splitlines()[-1])
   assert result["split"] == "validation"
   assert len(result["candidates"]["video"]) == len(choose_sampling.VIDEO_GRID)
   assert len(result["candidates"]["audio"]) == len(choose_sampling.AUDIO_GRID)
-  chosen = Generator.load(str(model)).default_sampling
+  gen = Generator.load(str(model))
+  chosen = gen.default_sampling
   for kind in ("video", "audio"):
     # The two best screened candidates (the earlier in the grid first on a tie) are scored again on 2
-    # clips; the better of those (the better screened on a tie) is chosen.
-    screened = sorted(result["candidates"][kind], key=lambda c: -c["score"])
+    # clips; the better of those (the better screened on a tie) is chosen. A grid of two goes straight there.
+    screened = sorted(result["candidates"][kind], key=lambda c: -c.get("score", 0.0))
     finalists = [c for c in screened if "final" in c]
     assert finalists == screened[:2] and all(c["final"]["num"] == 2 for c in finalists)
+    assert ("score" in screened[0]) == (len(screened) > 2)
     best = max(finalists, key=lambda c: c["final"]["score"])
     assert chosen[kind] == Sampling(**best["sampling"])
+  # Each task scored apart: the chosen video settings first, then TASK_GRID's; it keeps its own settings
+  # only where one of those scored higher than the chosen ones.
+  assert set(result["candidates"]["tasks"]) == {"text_to_image", "outpaint"}
+  for task, scored in result["candidates"]["tasks"].items():
+    assert Sampling(**scored[0]["sampling"]) == chosen["video"] and len(scored) >= len(
+      choose_sampling.TASK_GRID
+    )
+    top = max(scored, key=lambda c: c["score"])
+    own = gen.sampling_for(lm_tasks.user_task(task))["video"]
+    assert own == (chosen["video"] if top["score"] == scored[0]["score"] else Sampling(**top["sampling"]))

@@ -210,10 +210,16 @@ def test_generation_is_deterministic_under_a_seed(generator):
 def test_the_models_sampling_settings_are_what_sample_py_uses_without_flags(bundle, tmp_path):
   model = tmp_path / "lm"
   pretrained.copy_export(bundle["lm"], str(model))
-  write_sampling(str(model), {"video": Sampling(temperature=0.0), "audio": Sampling(0.5, 4, 1.0, 2.0)})
-  loaded = Generator.load(str(model)).default_sampling
-  assert loaded == {"video": Sampling(temperature=0.0), "audio": Sampling(0.5, 4, 1.0, 2.0)}
-  # The export's greedy setting: any seed gives the same clip; a --temperature flag overrides it.
+  defaults = {"video": Sampling(temperature=0.0), "audio": Sampling(0.5, 4, 1.0, 2.0)}
+  # text_to_video chosen apart from the per-kind settings (greedy), every other task with those.
+  own = {"text_to_video": {"video": Sampling(temperature=0.0)}}
+  write_sampling(str(model), {**defaults, "video": Sampling(temperature=1.0)}, own)
+  loaded = Generator.load(str(model))
+  assert loaded.default_sampling == {**defaults, "video": Sampling(temperature=1.0)}
+  assert loaded.sampling_for("text_to_video") == defaults
+  assert loaded.sampling_for("inpaint") == loaded.default_sampling
+  loaded = defaults
+  # The export's greedy setting for the task: any seed gives the same clip; a --temperature flag overrides it.
   outputs = {}
   for seed, flags in ((0, ()), (1, ()), (0, ("--temperature=1",)), (1, ("--temperature=1",))):
     out = tmp_path / f"t2v_{seed}_{len(flags)}.mp4"

@@ -138,7 +138,7 @@ class Studio:
     req = user_tasks.Request(
       prompts=[prompt],
       sampling=override_sampling(
-        gen.default_sampling,
+        gen.sampling_for(task),
         temperature=controls.temperature,
         top_k=controls.top_k,
         guidance_scale=controls.guidance_scale,

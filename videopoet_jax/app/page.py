@@ -141,7 +141,7 @@ def build(studio: Studio) -> gr.Blocks:
       with gr.Tab(task.name.replace("_", " "), id=task.name):
         shown = _inputs(task, gen)
         # Pre-filled with the model's own settings (its sampling.json: what the evaluation measured).
-        model = gen.default_sampling["audio" if task.output == "audio" else "video"]
+        model = gen.sampling_for(task.name)["audio" if task.output == "audio" else "video"]
         with gr.Accordion("advanced", open=False):
           seed = gr.Number(label="seed", value=0, precision=0, minimum=0)
           temperature = gr.Number(label="temperature (0 = greedy)", value=model.temperature, minimum=0)

@@ -53,20 +53,30 @@ class Sampling:
 SAMPLING_FILE = "sampling.json"
 
 
-def read_sampling(folder: str) -> dict[str, Sampling]:
-  """`{"video": Sampling, "audio": Sampling}` from `folder/sampling.json` (absent: the defaults)."""
+def read_sampling(folder: str) -> tuple[dict[str, Sampling], dict[str, dict[str, Sampling]]]:
+  """From `folder/sampling.json` (absent: the defaults): the per-kind settings `{"video": Sampling,
+  "audio": Sampling}`, and the user tasks chosen apart from them, `{task: {kind: Sampling}}`."""
   path = os.path.join(folder, SAMPLING_FILE)
   if not os.path.exists(path):
-    return {kind: Sampling() for kind in KINDS}
+    return {kind: Sampling() for kind in KINDS}, {}
   with open(path) as f:
     data = json.load(f)
-  return {kind: Sampling(**data.get(kind, {})) for kind in KINDS}
+  per_task = {
+    task: {kind: Sampling(**s) for kind, s in kinds.items()} for task, kinds in data.get("tasks", {}).items()
+  }
+  return {kind: Sampling(**data.get(kind, {})) for kind in KINDS}, per_task
 
 
-def write_sampling(folder: str, sampling: dict[str, Sampling]) -> None:
-  """Writes `{"video": Sampling, "audio": Sampling}` as `folder/sampling.json`."""
+def write_sampling(
+  folder: str, sampling: dict[str, Sampling], per_task: dict[str, dict[str, Sampling]] | None = None
+) -> None:
+  """Writes `{"video": Sampling, "audio": Sampling}` and the user tasks' own settings (`{task: {kind:
+  Sampling}}`, where a task was chosen apart) as `folder/sampling.json`."""
+  data = {kind: dataclasses.asdict(s) for kind, s in sampling.items()}
+  if per_task:
+    data["tasks"] = {t: {k: dataclasses.asdict(s) for k, s in kinds.items()} for t, kinds in per_task.items()}
   with open(os.path.join(folder, SAMPLING_FILE), "w") as f:
-    json.dump({kind: dataclasses.asdict(s) for kind, s in sampling.items()}, f, indent=1)
+    json.dump(data, f, indent=1)
 
 
 def override_sampling(
@@ -115,8 +125,10 @@ class Generator:
       text_tokenizer,
     )
     self._check_tokenizers()
-    # The sampling settings chosen for this model (`load` reads them from its export).
+    # The sampling settings chosen for this model (`load` reads them from its export): per kind, and the
+    # user tasks chosen apart from those (`sampling_for`).
     self.default_sampling = {kind: Sampling() for kind in KINDS}
+    self.task_sampling: dict[str, dict[str, Sampling]] = {}
     # `progress(total)` -> a context manager with `update(n)` (e.g. tqdm): generation then runs one jitted
     # call per token (same tokens) and reports each; None: one jitted loop.
     self.progress = None
@@ -147,11 +159,16 @@ class Generator:
     if config.vocab.audio_levels:
       audio = pretrained.load_audio_tokenizer(audio_tokenizer or own("audio_tokenizer"))[0]
     generator = cls(model, config, video, audio, text_tokenizer, manifest)
-    generator.default_sampling = read_sampling(folder)
+    generator.default_sampling, generator.task_sampling = read_sampling(folder)
     sr_folder = os.path.join(folder, pretrained.SR_SUBDIR)
     if os.path.exists(os.path.join(sr_folder, "config.json")):
       generator.attach_super_resolver(super_resolution.SuperResolver.load(sr_folder))
     return generator
+
+  def sampling_for(self, task: str) -> dict[str, Sampling]:
+    """The model's own sampling settings for user task `task` (`{"video": Sampling, "audio": Sampling}`):
+    the ones chosen for that task where there are, else the per-kind defaults."""
+    return {**self.default_sampling, **self.task_sampling.get(task, {})}
 
   def attach_super_resolver(self, resolver: super_resolution.SuperResolver) -> None:
     """Makes `resolver` this model's SR stage; ValueError when its low-resolution ids are not this LM's

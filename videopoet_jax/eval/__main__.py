@@ -42,15 +42,27 @@ def main(argv):
     gen = cli.load_generator()
   except cli_errors.BAD_INPUT as e:
     cli_errors.exit_with(e)
-  sampling = cli.sampling(gen.default_sampling)
+  # Each task with the model's own settings for it (sampling.json), unless a sampling flag says otherwise.
+  sampling = {task: cli.sampling(gen.sampling_for(lm_tasks.user_task(task))) for task in tasks}
+  defaults = cli.sampling(gen.default_sampling)
   start = time.time()
-  report = lm_tasks.evaluate(gen, tasks, FLAGS.num, sampling, FLAGS.seed, FLAGS.batch_size, split=FLAGS.split)
+  report = lm_tasks.evaluate(
+    gen, tasks, FLAGS.num, sampling.__getitem__, FLAGS.seed, FLAGS.batch_size, split=FLAGS.split
+  )
   report["settings"] = {
     "num": FLAGS.num,
     "split": FLAGS.split,
     "seed": FLAGS.seed,
     "checkpoint": FLAGS.checkpoint or "bundled",
-    "sampling": {k: dataclasses.asdict(v) for k, v in sampling.items()},
+    "sampling": {
+      **{k: dataclasses.asdict(v) for k, v in defaults.items()},
+      # The tasks sampled otherwise than the per-kind settings above.
+      "tasks": {
+        task: {k: dataclasses.asdict(v) for k, v in chosen.items()}
+        for task, chosen in sampling.items()
+        if chosen != defaults
+      },
+    },
     "seconds": round(time.time() - start, 1),
   }
   with open(FLAGS.out, "w") as f:

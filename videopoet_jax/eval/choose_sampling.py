@@ -5,10 +5,14 @@
 Video settings (temperature, top-k, guidance scale) are scored by text_to_video's criteria (the mean of its
 rates), then audio settings by video_to_audio's, on shapes_world validation seeds only: the test seeds
 that the report scores are never looked at. Every candidate is screened on --num clips; the --finalists
-best are scored again on --final_num clips, and the best of those is written to the export folder's
-`sampling.json`, which `sample.py` and `python -m videopoet_jax.eval` use when no sampling flag is given.
-(On 32 clips alone two settings 0.01 apart swap places by chance: a rate there moves 0.03 with one clip.)
-Prints one JSON line with every candidate's scores.
+best are scored again on --final_num clips (a grid of no more candidates than that goes straight to the
+final), and the best of those is written to the export folder's `sampling.json`, which `sample.py` and
+`python -m videopoet_jax.eval` use when no sampling flag is given. (On 32 clips alone two settings 0.01
+apart swap places by chance: a rate there moves 0.03 with one clip.) Then each of TASKS_APART (the video
+tasks that are not text_to_video's kind of output: a given clip's region, structure or continuation) is
+scored with the chosen video settings and each of TASK_GRID on --task_num clips by its own criteria, and
+keeps its own settings where one of those beats the chosen ones (a tie keeps them). Prints one JSON line
+with every candidate's scores.
 """
 
 import dataclasses
@@ -28,6 +32,8 @@ from videopoet_jax.training.progress import quiet_unless_verbose
 flags.DEFINE_integer("num", 32, "Validation examples per screened candidate.")
 flags.DEFINE_integer("finalists", 2, "Best screened candidates of each grid scored again on --final_num.")
 flags.DEFINE_integer("final_num", 200, "Validation examples per finalist.")
+flags.DEFINE_integer("task_num", 64, "Validation examples per candidate of each task scored apart.")
+flags.DEFINE_list("tasks_apart", None, "Evaluation tasks scored apart (default: TASKS_APART; none: '').")
 FLAGS = flags.FLAGS
 
 # (temperature, top_k, guidance_scale) candidates; top_p stays off.
@@ -47,11 +53,17 @@ VIDEO_GRID = (
 AUDIO_GRID = ((1.0, 0, 1.0), (0.7, 32, 1.0))
 # The task each grid is judged on.
 VIDEO_TASK, AUDIO_TASK = "text_to_video", "video_to_audio"
+# Video tasks scored apart (evaluation task names; `extend`'s choice is the user task's, so backward's too):
+# the chosen video settings and TASK_GRID's, each on --task_num clips.
+TASKS_APART = ("text_to_image", "image_to_video", "extend", "inpaint", "outpaint", "stylize")
+TASK_GRID = ((0.7, 32, 1.0), (1.0, 16, 1.5))
 
 
 def score(gen, task: str, sampling: dict, num: int) -> tuple[float, dict[str, float]]:
   """The mean of `task`'s rates with `sampling` on `num` validation examples, and the rates."""
-  report = lm_tasks.evaluate(gen, [task], num, sampling, FLAGS.seed, num, lambda _: None, "validation")
+  report = lm_tasks.evaluate(
+    gen, [task], num, lambda _: sampling, FLAGS.seed, num, lambda _: None, "validation"
+  )
   rates = {k: v["value"] for k, v in lm_tasks.criteria_of(report[task]).items()}
   scored = [v for v in rates.values() if not np.isnan(v)]  # a rate with no scored clip is nan
   return (float(np.mean(scored)) if scored else 0.0), rates
@@ -62,6 +74,12 @@ def main(argv):
   quiet_unless_verbose()
   if not FLAGS.checkpoint:
     cli_errors.exit_with("--checkpoint (the LM workdir or export to write sampling.json into) is required")
+  tasks_apart = TASKS_APART if FLAGS.tasks_apart is None else FLAGS.tasks_apart
+  unknown = sorted(set(tasks_apart) - set(TASKS_APART))
+  if unknown:
+    cli_errors.exit_with(
+      f"--tasks_apart: {unknown} are not video tasks scored apart: {', '.join(TASKS_APART)}"
+    )
   try:
     gen = cli.load_generator()
     folder = pretrained.export_folder(FLAGS.checkpoint)
@@ -70,27 +88,46 @@ def main(argv):
   candidates = {"video": [], "audio": []}
   best = {}
   for kind, grid, task in (("video", VIDEO_GRID, VIDEO_TASK), ("audio", AUDIO_GRID, AUDIO_TASK)):
+    screen = len(grid) > FLAGS.finalists
     for temperature, top_k, guidance in grid:
       chosen = Sampling(temperature=temperature, top_k=top_k, guidance_scale=guidance)
-      value, rates = score(gen, task, {**best, kind: chosen}, FLAGS.num)
-      candidates[kind].append({"sampling": dataclasses.asdict(chosen), "score": value, task: rates})
-      print(f"{kind} {chosen}: {task} {value:.3f} {rates}", file=sys.stderr, flush=True)
+      candidates[kind].append({"sampling": dataclasses.asdict(chosen)})
+      if screen:
+        value, rates = score(gen, task, {**best, kind: chosen}, FLAGS.num)
+        candidates[kind][-1].update(score=value, **{task: rates})
+        print(f"{kind} {chosen}: {task} {value:.3f} {rates}", file=sys.stderr, flush=True)
     # Stable sort: on equal screens the earlier candidate of the grid goes first.
-    finalists = sorted(candidates[kind], key=lambda c: -c["score"])[: FLAGS.finalists]
+    finalists = sorted(candidates[kind], key=lambda c: -c.get("score", 0.0))[: FLAGS.finalists]
     for candidate in finalists:
       chosen = Sampling(**candidate["sampling"])
       value, rates = score(gen, task, {**best, kind: chosen}, FLAGS.final_num)
       candidate["final"] = {"num": FLAGS.final_num, "score": value, task: rates}
       print(f"{kind} finalist {chosen}: {task} {value:.3f} {rates}", file=sys.stderr, flush=True)
     best[kind] = Sampling(**max(finalists, key=lambda c: c["final"]["score"])["sampling"])
-  write_sampling(folder, best)
+  per_task, candidates["tasks"] = {}, {}
+  for task in tasks_apart:
+    options = [best["video"]] + [
+      s for t, k, g in TASK_GRID if (s := Sampling(temperature=t, top_k=k, guidance_scale=g)) != best["video"]
+    ]
+    scored = []
+    for chosen in options:
+      value, rates = score(gen, task, {**best, "video": chosen}, FLAGS.task_num)
+      scored.append({"sampling": dataclasses.asdict(chosen), "score": value, task: rates})
+      print(f"{task} {chosen}: {value:.3f} {rates}", file=sys.stderr, flush=True)
+    candidates["tasks"][task] = scored
+    winner = max(range(len(options)), key=lambda i: scored[i]["score"])  # the first best: a tie keeps
+    if winner:
+      per_task[lm_tasks.user_task(task)] = {"video": options[winner]}
+  write_sampling(folder, best, per_task)
   print(
     json.dumps(
       {
         "num": FLAGS.num,
         "final_num": FLAGS.final_num,
+        "task_num": FLAGS.task_num,
         "split": "validation",
         "chosen": {k: dataclasses.asdict(v) for k, v in best.items()},
+        "tasks": {t: {k: dataclasses.asdict(v) for k, v in kinds.items()} for t, kinds in per_task.items()},
         "candidates": candidates,
       }
     )

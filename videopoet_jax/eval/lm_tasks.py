@@ -93,13 +93,18 @@ def task_truth(gen: Generator, task: str, example: dict) -> dict:
   return truth
 
 
+def user_task(task: str) -> str:
+  """The user task (`user_tasks.TASKS`) that evaluation task `task` runs."""
+  return {"text_to_video_withheld": "text_to_video", "backward": "extend"}.get(task, task)
+
+
 def run_task(gen: Generator, task: str, examples: list[dict], sampling: dict, seed: int) -> list[np.ndarray]:
   """Generates `task`'s output for each example through the user-task table (`text_to_video_withheld` is
   text_to_video on the withheld combinations): videos `[T, S, S, 3]` uint8, images `[S, S, 3]`, or
   soundtracks `[N]` float32."""
   if task not in TASKS:
     raise ValueError(f"unknown evaluation task {task!r}; known: {', '.join(TASKS)}")
-  name = {"text_to_video_withheld": "text_to_video", "backward": "extend"}.get(task, task)
+  name = user_task(task)
   request = user_tasks.Request(
     prompts=[e["caption"] for e in examples],
     sampling=sampling,
@@ -134,15 +139,15 @@ def evaluate(
   gen: Generator,
   tasks: list[str],
   num: int,
-  sampling: dict[str, Sampling],
+  sampling: Callable[[str], dict[str, Sampling]],
   seed: int = 0,
   batch_size: int = 25,
   log: Callable[[str], None] = print,
   split: str = "test",
 ) -> dict:
-  """Runs and scores every task of `tasks` on `num` examples of `split`; returns `{task: {criterion:
-  summary, ..., "baselines": ..., "seconds": ...}}`, and for tasks scored on direction `by_direction`:
-  `{prompted direction: rate summary}`."""
+  """Runs and scores every task of `tasks` on `num` examples of `split`, each with the sampling settings
+  `sampling(task)`; returns `{task: {criterion: summary, ..., "baselines": ..., "seconds": ...}}`, and for
+  tasks scored on direction `by_direction`: `{prompted direction: rate summary}`."""
   report = {}
   examples = {w: split_examples(num, w, split) for w in (False, True)}
   for task in tasks:
@@ -151,7 +156,7 @@ def evaluate(
     samples, all_truths = [], []
     for i in range(0, num, batch_size):
       batch = chosen[i : i + batch_size]
-      outputs = run_task(gen, task, batch, sampling, seed + i)
+      outputs = run_task(gen, task, batch, sampling(task), seed + i)
       truths = [task_truth(gen, task, e) for e in batch]
       all_truths += truths
       samples += [shapes_scores.score_sample(task, o, t) for o, t in zip(outputs, truths, strict=True)]
