@@ -19,8 +19,8 @@ Variants:
             tokenized by the world's patch table (configs/video_tokenizer.py:world_table,
             tokens/table_turns_20k), the video ids' embeddings started from their patches' pixels;
             `demo,ids=table,phase=2` continues it with phase 2's weights, `demo,ids=table,phase=3` continues
-            that at a lower rate, text_to_video weighted up; phases 4 and 5 continue that (the bundled
-            model is phase 5: scripts/build_bundled_model.sh).
+            that at a lower rate, text_to_video weighted up; `phase=4` continues that for 3,000 steps (the
+            bundled model: scripts/build_bundled_model.sh).
   300m, 1b, 8b -- VideoPoet's sizes at its token format (5x16x16 ids of 18 bits, 4 x 106 audio ids, T5-XL
             text embeddings projected into the prefix), bf16, FSDP, for accelerators. The parameter
             counts name the transformer body; the 300k-entry embedding and output matrices add
@@ -269,7 +269,7 @@ def get_config(arg=None):
     # One loss chunk per sequence: a chunk shorter than the sequence pads it up to a multiple (340 -> 512
     # positions of 21k-wide logits); one chunk is 1.45x faster a step here.
     config.model.logits_chunk = 1024
-    if arg.phase in (2, 3, 4, 5):
+    if arg.phase in (2, 3, 4):
       # Warm-started from phase 1 (no image-first phase again, a lower rate): the prompted video tasks, whose
       # motion is learned slowest, get most of the steps; every task keeps some weight, so none is forgotten.
       config.mixture.weights.update(
@@ -315,8 +315,8 @@ def get_config(arg=None):
       )
       config.train.steps = 500
       config.train.learning_rate = 3e-4
-    if arg.phase not in (1, 2, 3, 4, 5) or (arg.phase == 5 and arg.ids != "table"):
-      raise ValueError(f"phase={arg.phase}: the demo variant has phases 1 to 4 (ids=table: 1 to 5)")
+    if arg.phase not in (1, 2, 3, 4):
+      raise ValueError(f"phase={arg.phase}: the demo variant has phases 1 to 4")
     if arg.ids == "table":
       # Phase 1 on compositional_turns (20,000 clips, a quarter turning after their first second) through
       # the world's patch table: every id one exact patch, 16,384 of them, so each id's embedding starts
@@ -331,9 +331,9 @@ def get_config(arg=None):
       # row and column embeddings (`model.video_grid`, zero at the start): phase 3 followed "up" and "down"
       # in 0.79 and 0.72 of its validation clips but "left" and "right" in 0.31 and 0.17, and a caption's
       # left/right word barely moved the likelihood of the first moving latent frame. (The embeddings stayed
-      # near zero; phase 4's gain was its extra steps: README, "Where direction fails".)
-      # Phase 5 continues phase 4 (the bundle of commit 6d576d2) with its weights for 2,000 more steps at a
-      # lower rate: phase 4's validation loss was still falling, and a step now costs 0.6x what it did.
+      # near zero; the gain was the extra steps: README, "Where direction fails".) It is one cosine cycle of
+      # 3,000 steps: it replaces two (1,500 steps, then a warm restart of 2,000 at a lower rate: the bundle
+      # of commit 1028599), whose restart spent its first 400 steps regaining the loss.
       config.data.tokens_dir = "tokens/table_turns_20k"
       if arg.phase == 1:
         config.train.video_embedding_init = "content"
@@ -347,12 +347,10 @@ def get_config(arg=None):
         config.mixture.weights.update(text_to_video=5.0, image_to_video=2.0, continuation=2.0)
         config.train.steps = 1500
         config.train.learning_rate = 5e-4
-      if arg.phase >= 4:
+      if arg.phase == 4:
         config.model.video_grid = tuple(config.layout.latent_shape[1:])
+        config.train.steps = 3000
         config.train.learning_rate = 4e-4
-      if arg.phase == 5:
-        config.train.steps = 2000
-        config.train.learning_rate = 3e-4
     elif arg.ids != "world":
       raise ValueError(f"ids={arg.ids!r}: world (configs/video_tokenizer.py:world) or table (:world_table)")
   elif arg.phase != 1 or arg.ids != "world":

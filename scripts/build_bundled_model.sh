@@ -7,11 +7,11 @@
 #   (20,000 training clips, a quarter turning after their first second) and its token shards (about 35 min)
 #   3. the LM, phase 1 (1,200 steps; the video ids' embeddings start from their patches' pixels)
 #   4. phase 2 (1,900 steps weighted to the prompted video tasks, a warm restart at a lower rate)
-#   5. phase 3 (1,500 steps, text_to_video weighted up, a lower rate again)  6. phase 4 (1,500 steps as
-#   phase 3, the video tokens now with row and column embeddings)  7. phase 5 (2,000 steps as phase 4 at a
-#   lower rate)  8. the world audio tokenizer's decoder retrained so that hums keep their pitch
-#   (configs/audio_tokenizer.py:shapes_phase, two stages of 800 and 600 steps; its ids are unchanged), put
-#   into the LM's export  9. sampling settings chosen on validation seeds  10. the bundle:
+#   5. phase 3 (1,500 steps, text_to_video weighted up, a lower rate again)  6. phase 4 (3,000 steps as
+#   phase 3, the video tokens now with row and column embeddings)  7. the world audio tokenizer's decoder
+#   retrained so that hums keep their pitch (configs/audio_tokenizer.py:shapes_phase, two stages of 800 and
+#   600 steps; its ids are unchanged), put into the LM's export  8. sampling settings chosen on validation
+#   seeds (per kind of output, then the video tasks scored apart)  9. the bundle:
 #   videopoet_jax/assets/lm/ (the LM with the tokenizers it was trained with inside it and its
 #   sampling.json). Stage times and the total: README, "The bundled model".
 # Every stage resumes where it stopped: run the same command again after a kill. Each stage's wall time
@@ -77,17 +77,15 @@ timed lm_phase3 python train.py --config=configs/lm.py:demo,ids=table,phase=3 --
   --config.train.init_from=runs/lm_table2
 timed lm_phase4 python train.py --config=configs/lm.py:demo,ids=table,phase=4 --workdir=runs/lm_table4 \
   --config.train.init_from=runs/lm_table3
-timed lm_phase5 python train.py --config=configs/lm.py:demo,ids=table,phase=5 --workdir=runs/lm_table5 \
-  --config.train.init_from=runs/lm_table4
 timed audio_decoder_phase python train.py --config=configs/audio_tokenizer.py:shapes_phase \
   --workdir=runs/at_shapes_phase --config.train.init_from=$world/audio_tokenizer
 timed audio_decoder_spectrum python train.py --config=configs/audio_tokenizer.py:shapes_phase,stage=2 \
   --workdir=runs/at_shapes_phase2 --config.train.init_from=runs/at_shapes_phase
 # The LM's audio ids are the same through the new decoder: it replaces the LM export's audio tokenizer.
 python -c "from videopoet_jax.tokenizers import pretrained
-pretrained.copy_export('runs/at_shapes_phase2', 'runs/lm_table5/export/audio_tokenizer')"
-timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_table5
+pretrained.copy_export('runs/at_shapes_phase2', 'runs/lm_table4/export/audio_tokenizer')"
+timed sampling python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_table4
 # The LM's weights are stored in bfloat16 (loaded back as float32), its tokenizers in float32.
-bundle lm runs/lm_table5 '"bfloat16"'
+bundle lm runs/lm_table4 '"bfloat16"'
 
 echo "bundled: $(du -sh videopoet_jax/assets | cut -f1); stage times in runs/build_times.tsv"

@@ -71,13 +71,13 @@ def test_how_a_model_computes_is_not_its_architecture():
 
 
 def test_the_table_lm_phases_continue_each_other_without_restarting_its_video_rows():
-  """Phases 2 to 5 warm-start from the phase before on the same shards and architecture (phase 4 adds video
+  """Phases 2 to 4 warm-start from the phase before on the same shards and architecture (phase 4 adds video
   positions, which a warm start may add), each at a lower peak rate; the content init of the video
   embeddings would overwrite what phase 1 learned, so only phase 1 has it."""
   from videopoet_jax import config_utils
   from videopoet_jax.model.transformer import VIDEO_POSITION_KEYS
 
-  phases = [_parse([f"--config=configs/lm.py:demo,ids=table,phase={p}"]) for p in (1, 2, 3, 4, 5)]
+  phases = [_parse([f"--config=configs/lm.py:demo,ids=table,phase={p}"]) for p in (1, 2, 3, 4)]
   for earlier, later in itertools.pairwise(phases):
     assert earlier.data.tokens_dir == later.data.tokens_dir == "tokens/table_turns_20k"
     saved, continued = config_utils.to_json_dict(earlier), config_utils.to_json_dict(later)
@@ -86,11 +86,13 @@ def test_the_table_lm_phases_continue_each_other_without_restarting_its_video_ro
     assert later.train.video_embedding_init == ""
   assert phases[0].train.video_embedding_init == "content"
   grid = tuple(phases[3].layout.latent_shape[1:])
-  assert [p.model.video_grid for p in phases] == [(), (), (), grid, grid]
-  # Phase 3 gives text_to_video a larger share of the steps than phase 2 did; phases 4 and 5 keep phase 3's.
+  assert [p.model.video_grid for p in phases] == [(), (), (), grid]
+  # Phase 3 gives text_to_video a larger share of the steps than phase 2 did; phase 4 keeps phase 3's, in one
+  # cosine cycle twice as long (it replaced two runs: 1,500 steps, then a warm restart of 2,000).
   share = [p.mixture.weights.text_to_video / sum(p.mixture.weights.values()) for p in phases[1:]]
-  assert share[1] > share[0] and share[3] == share[2] == share[1]
-  for ids, phase in (("table", 6), ("world", 5)):
+  assert share[1] > share[0] and share[2] == share[1]
+  assert phases[3].train.steps == 2 * phases[2].train.steps
+  for ids, phase in (("table", 5), ("world", 5)):
     with pytest.raises(flags.IllegalFlagValueError, match="phases 1 to 4"):
       _parse([f"--config=configs/lm.py:demo,ids={ids},phase={phase}"])
 

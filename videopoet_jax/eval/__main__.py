@@ -56,9 +56,9 @@ def main(argv):
     "checkpoint": FLAGS.checkpoint or "bundled",
     "sampling": {
       **{k: dataclasses.asdict(v) for k, v in defaults.items()},
-      # The tasks sampled otherwise than the per-kind settings above.
+      # The tasks sampled otherwise than the per-kind settings above, and how.
       "tasks": {
-        task: {k: dataclasses.asdict(v) for k, v in chosen.items()}
+        task: {k: dataclasses.asdict(v) for k, v in chosen.items() if v != defaults[k]}
         for task, chosen in sampling.items()
         if chosen != defaults
       },

@@ -2,17 +2,17 @@
 
   python -m videopoet_jax.eval.choose_sampling --checkpoint=runs/lm_demo [--num=32]
 
-Video settings (temperature, top-k, guidance scale) are scored by text_to_video's criteria (the mean of its
-rates), then audio settings by video_to_audio's, on shapes_world validation seeds only: the test seeds
-that the report scores are never looked at. Every candidate is screened on --num clips; the --finalists
-best are scored again on --final_num clips (a grid of no more candidates than that goes straight to the
-final), and the best of those is written to the export folder's `sampling.json`, which `sample.py` and
-`python -m videopoet_jax.eval` use when no sampling flag is given. (On 32 clips alone two settings 0.01
-apart swap places by chance: a rate there moves 0.03 with one clip.) Then each of TASKS_APART (the video
-tasks that are not text_to_video's kind of output: a given clip's region, structure or continuation) is
-scored with the chosen video settings and each of TASK_GRID on --task_num clips by its own criteria, and
-keeps its own settings where one of those beats the chosen ones (a tie keeps them). Prints one JSON line
-with every candidate's scores.
+Video settings (temperature, top-k, guidance scale) are scored by text_to_video's criteria (a task's score
+is the mean of its criteria that have a target), then audio settings by video_to_audio's, on shapes_world
+validation seeds only: the test seeds that the report scores are never looked at. Every candidate is
+screened on --num clips; the --finalists best are scored again on --final_num clips (a grid of no more
+candidates than that goes straight to the final), and the best of those is written to the export folder's
+`sampling.json`, which `sample.py` and `python -m videopoet_jax.eval` use when no sampling flag is given.
+(On 32 clips alone two settings 0.01 apart swap places by chance: a rate there moves 0.03 with one clip.)
+Then each of TASKS_APART (the other video tasks: an image, or a given clip's frame, region, structure or
+continuation) is scored with the chosen video settings and each of TASK_GRID on --task_num clips by its own
+criteria, and keeps its own settings where one of those beats the chosen ones (a tie keeps them). Prints one
+JSON line with every candidate's scores.
 """
 
 import dataclasses
@@ -25,7 +25,7 @@ from absl import app, flags
 from videopoet_jax import cli_errors
 from videopoet_jax.decoding import cli
 from videopoet_jax.decoding.generator import Sampling, write_sampling
-from videopoet_jax.eval import lm_tasks
+from videopoet_jax.eval import lm_tasks, shapes_scores
 from videopoet_jax.tokenizers import pretrained
 from videopoet_jax.training.progress import quiet_unless_verbose
 
@@ -60,12 +60,14 @@ TASK_GRID = ((0.7, 32, 1.0), (1.0, 16, 1.5))
 
 
 def score(gen, task: str, sampling: dict, num: int) -> tuple[float, dict[str, float]]:
-  """The mean of `task`'s rates with `sampling` on `num` validation examples, and the rates."""
+  """The mean of `task`'s targeted criteria (its rates; inpaint/outpaint: the PSNR gain alone) with
+  `sampling` on `num` validation examples, and every criterion's value."""
   report = lm_tasks.evaluate(
     gen, [task], num, lambda _: sampling, FLAGS.seed, num, lambda _: None, "validation"
   )
   rates = {k: v["value"] for k, v in lm_tasks.criteria_of(report[task]).items()}
-  scored = [v for v in rates.values() if not np.isnan(v)]  # a rate with no scored clip is nan
+  targeted = [c.name for c in shapes_scores.TASK_CRITERIA[task] if c.target is not None]
+  scored = [rates[k] for k in targeted if not np.isnan(rates[k])]  # a rate with no scored clip is nan
   return (float(np.mean(scored)) if scored else 0.0), rates
 
 
