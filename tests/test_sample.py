@@ -14,7 +14,7 @@ from PIL import Image
 from videopoet_jax import cli_errors
 from videopoet_jax.data import media
 from videopoet_jax.decoding import cli, sampler, user_tasks
-from videopoet_jax.decoding.generator import Generator, Sampling, settings_for, write_sampling
+from videopoet_jax.decoding.generator import Generator, Sampling, sampling_json, settings_for, write_sampling
 from videopoet_jax.decoding.schedule import schedule_from_segments
 from videopoet_jax.tasks import registry, sequence
 from videopoet_jax.tokenizers import pretrained
@@ -218,6 +218,11 @@ def test_the_models_sampling_settings_are_what_sample_py_uses_without_flags(bund
   assert loaded.default_sampling == {**defaults, "video": Sampling(temperature=1.0)}
   assert loaded.sampling_for("text_to_video") == defaults
   assert loaded.sampling_for("inpaint") == loaded.default_sampling
+  # Only what a task changes is written: with greedy video as the default, text_to_video changes nothing.
+  assert sampling_json(loaded.default_sampling, own)["tasks"] == {
+    "text_to_video": {"video": GREEDY["video"].__dict__}
+  }
+  assert "tasks" not in sampling_json(defaults, own)
   loaded = defaults
   # The export's greedy setting for the task: any seed gives the same clip; a --temperature flag overrides it.
   outputs = {}

@@ -67,16 +67,28 @@ def read_sampling(folder: str) -> tuple[dict[str, Sampling], dict[str, dict[str,
   return {kind: Sampling(**data.get(kind, {})) for kind in KINDS}, per_task
 
 
+def sampling_json(
+  sampling: dict[str, Sampling], per_task: dict[str, dict[str, Sampling]] | None = None
+) -> dict:
+  """`sampling.json`'s content: the per-kind settings `{"video": Sampling, "audio": Sampling}` and, under
+  "tasks", the user tasks' own settings `{task: {kind: Sampling}}` where a task has any (read back by
+  `read_sampling`). A task's kinds equal to `sampling`'s are left out."""
+  data = {kind: dataclasses.asdict(s) for kind, s in sampling.items()}
+  own = {
+    task: {kind: dataclasses.asdict(s) for kind, s in kinds.items() if s != sampling.get(kind)}
+    for task, kinds in (per_task or {}).items()
+  }
+  if own := {task: kinds for task, kinds in own.items() if kinds}:
+    data["tasks"] = own
+  return data
+
+
 def write_sampling(
   folder: str, sampling: dict[str, Sampling], per_task: dict[str, dict[str, Sampling]] | None = None
 ) -> None:
-  """Writes `{"video": Sampling, "audio": Sampling}` and the user tasks' own settings (`{task: {kind:
-  Sampling}}`, where a task was chosen apart) as `folder/sampling.json`."""
-  data = {kind: dataclasses.asdict(s) for kind, s in sampling.items()}
-  if per_task:
-    data["tasks"] = {t: {k: dataclasses.asdict(s) for k, s in kinds.items()} for t, kinds in per_task.items()}
+  """Writes `sampling_json(sampling, per_task)` as `folder/sampling.json`."""
   with open(os.path.join(folder, SAMPLING_FILE), "w") as f:
-    json.dump(data, f, indent=1)
+    json.dump(sampling_json(sampling, per_task), f, indent=1)
 
 
 def override_sampling(

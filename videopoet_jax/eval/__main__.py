@@ -6,7 +6,6 @@ pixels and samples, and writes the report (value, 95% interval, target per task 
 line per task goes to stdout as it finishes.
 """
 
-import dataclasses
 import json
 import time
 
@@ -15,6 +14,7 @@ from absl import app, flags
 from videopoet_jax import cli_errors
 from videopoet_jax.data import media
 from videopoet_jax.decoding import cli
+from videopoet_jax.decoding.generator import sampling_json
 from videopoet_jax.eval import lm_tasks
 from videopoet_jax.training.progress import quiet_unless_verbose
 
@@ -54,15 +54,8 @@ def main(argv):
     "split": FLAGS.split,
     "seed": FLAGS.seed,
     "checkpoint": FLAGS.checkpoint or "bundled",
-    "sampling": {
-      **{k: dataclasses.asdict(v) for k, v in defaults.items()},
-      # The tasks sampled otherwise than the per-kind settings above, and how.
-      "tasks": {
-        task: {k: dataclasses.asdict(v) for k, v in chosen.items() if v != defaults[k]}
-        for task, chosen in sampling.items()
-        if chosen != defaults
-      },
-    },
+    # The per-kind settings, and under "tasks" those sampled otherwise, and how.
+    "sampling": sampling_json(defaults, sampling),
     "seconds": round(time.time() - start, 1),
   }
   with open(FLAGS.out, "w") as f:

@@ -24,7 +24,7 @@ from absl import app, flags
 
 from videopoet_jax import cli_errors
 from videopoet_jax.decoding import cli
-from videopoet_jax.decoding.generator import Sampling, write_sampling
+from videopoet_jax.decoding.generator import Sampling, sampling_json, write_sampling
 from videopoet_jax.eval import lm_tasks, shapes_scores
 from videopoet_jax.tokenizers import pretrained
 from videopoet_jax.training.progress import quiet_unless_verbose
@@ -128,8 +128,7 @@ def main(argv):
         "final_num": FLAGS.final_num,
         "task_num": FLAGS.task_num,
         "split": "validation",
-        "chosen": {k: dataclasses.asdict(v) for k, v in best.items()},
-        "tasks": {t: {k: dataclasses.asdict(v) for k, v in kinds.items()} for t, kinds in per_task.items()},
+        "chosen": sampling_json(best, per_task),
         "candidates": candidates,
       }
     )

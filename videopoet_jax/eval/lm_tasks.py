@@ -30,12 +30,12 @@ TASKS = tuple(shapes_scores.TASK_CRITERIA)
 SPLITS = ("validation", "test")
 
 
-def split_examples(num: int, withheld: bool = False, split: str = "test") -> list[dict]:
-  """The first `num` examples (rendered) of `split`'s seeds, or the compositional config's withheld
-  combinations drawn from them."""
+def split_examples(num: int, withheld: bool = False, split: str = "test", start: int = 0) -> list[dict]:
+  """`num` examples (rendered) of `split`'s seeds from its `start`-th on, or the compositional config's
+  withheld combinations drawn from them."""
   if split not in SPLITS:
     raise ValueError(f"unknown split {split!r}: {SPLITS}")
-  first = shapes_world_dataset.SPLIT_SEEDS[split]
+  first = shapes_world_dataset.SPLIT_SEEDS[split] + start
   if withheld:
     combos = shapes_world_dataset.COMPOSITIONAL_WITHHELD
     return [world.render(first + i, withheld=combos, only_withheld=True) for i in range(num)]
