@@ -8,8 +8,8 @@ shapes_world clips rendered at 128 pixels every step, tokenized on the fly by fr
 
 Variants:
   tiny   -- the tests' model (a 2x4x4 id grid).
-  demo   -- shapes_world 64 -> 128 pixels: 5x8x8 -> 5x16x16 ids of the world tokenizer's 14 bits (2 x 7-bit
-            factors), for this CPU.
+  demo   -- shapes_world 64 -> 128 pixels: 5x8x8 -> 5x16x16 ids of 14 bits, both patch tables (one token
+            per id, embeddings started from the patches' pixels), for this CPU.
   paper  -- VideoPoet's first 2x stage (224x128 -> 448x256: ids 5x56x32 from 5x28x16, 18 bits as 2 x 9,
             about 1B parameters, windows (1,56,4) / (1,8,32) / (5,8,8)); `paper,stage=2` the second
             (448x256 -> 896x512: 5x112x64 ids, about 500M, windows (1,112,2) / (1,4,64) / (5,8,8)).
@@ -102,6 +102,9 @@ def get_config(arg=None):
   config.train.keep_checkpoints = 2
   # Skipped (NaN/inf) steps in a row that stop the run.
   config.train.max_nonfinite_steps = 20
+  # "", or "content": the id embeddings and the output head start from what each id draws (patch
+  # table tokenizers, model.factors=1; training/sr.py).
+  config.train.video_embedding_init = ""
   config.mesh = data_parallel_mesh()
 
   if arg.variant == "tiny":
@@ -130,6 +133,15 @@ def get_config(arg=None):
     config.model.cross_window = (5, 8, 8)
     config.train.batch_size = 256
     config.train.ema_decay = 0.9999
-  elif arg.variant != "demo":
+  elif arg.variant == "demo":
+    # Both tokenizers are patch tables (the LM's world tokenizer and configs/video_tokenizer.py:world128):
+    # an id's bits say nothing of its patch, so each id is one token, started from its patch's pixels.
+    config.model.factors = 1
+    config.train.video_embedding_init = "content"
+    # About 7 s a step here (the 16,384-way head at every position): 90 minutes. A run stopped at step 375
+    # had not learned the objects (README "Super-resolution"): not bundled.
+    config.train.steps = 750
+    config.train.checkpoint_every = 100
+  else:
     raise ValueError(f"unknown SR variant {arg.variant!r}: tiny | demo | paper")
   return config

@@ -73,5 +73,15 @@ def test_an_export_copied_in_bfloat16_loads_as_the_rounded_float32_weights(tiny_
     assert b.dtype == a.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(a.astype(jnp.bfloat16).astype(jnp.float32)), np.asarray(b))
   assert any(not np.array_equal(a, b) for a, b in zip(original, restored, strict=True))
+  # Nested exports: a model's tokenizers keep their float32, its SR stage takes the model's dtype.
+  import shutil
+
+  for name in (pretrained.TOKENIZER_SUBDIRS[0], pretrained.SR_SUBDIR):
+    shutil.copytree(tmp_path / "fp32", tmp_path / "model" / name)
+  pretrained.export(str(tmp_path / "model"), exported, tiny_video_config)
+  pretrained.copy_export(str(tmp_path / "model"), str(tmp_path / "model_bf16"), "bfloat16")
+  copied = tmp_path / "model_bf16"
+  assert size(copied / pretrained.TOKENIZER_SUBDIRS[0]) > 0.95 * size(tmp_path / "fp32")
+  assert size(copied / pretrained.SR_SUBDIR) < 0.7 * size(tmp_path / "fp32")
   with pytest.raises(FileNotFoundError):
     pretrained.copy_export(str(tmp_path / "nothing"), str(tmp_path / "out"))

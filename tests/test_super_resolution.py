@@ -172,13 +172,35 @@ def test_a_tiny_sr_model_overfits_one_clip_and_samples_it_back():
     model(ids[:, :1], jnp.zeros_like(ids[:, :1], bool), low_res, text, keep, keep)
 
 
+def world_format_config(tmp_path, code_bits: int, high_res_tokenizer, low_res_tokenizer):
+  """The tiny SR config at the world's format (17 x 128 x 128 clips -> 5 x 16 x 16 ids from 5 x 8 x 8), with
+  a text model trained on 50 captions into `tmp_path` and the two tokenizers given."""
+  from videopoet_jax.data import shapes_world
+  from videopoet_jax.tokenizers import text
+
+  from conftest import load_config
+
+  text.train([shapes_world.render(i)["caption"] for i in range(50)], str(tmp_path / "text.model"), 64)
+  config = load_config("sr", "tiny")
+  config.model.update(
+    grid=(5, 16, 16), code_bits=code_bits, text_vocab=64,
+    windows=((1, 16, 2), (1, 2, 16), (5, 2, 2)), cross_window=(5, 2, 2),
+  )  # fmt: skip
+  config.data.update(
+    text_model=str(tmp_path / "text.model"),
+    high_res_tokenizer=str(high_res_tokenizer),
+    low_res_tokenizer=str(low_res_tokenizer),
+  )
+  return config
+
+
 def test_the_sr_trainer_trains_on_world_clips_and_exports_a_stage_that_upscales(tmp_path):
   """train.py's SR trainer end to end at the world's format, with tiny models: 128-pixel shapes_world clips
   and their bicubic 64-pixel versions tokenized on the fly, two steps, an export that holds the text model
   and the high-resolution tokenizer and turns base ids and a caption into a 128-pixel clip."""
-  from videopoet_jax.data import shapes_world, token_shards
+  from videopoet_jax.data import token_shards
   from videopoet_jax.decoding import super_resolution
-  from videopoet_jax.tokenizers import pretrained, text
+  from videopoet_jax.tokenizers import pretrained
   from videopoet_jax.tokenizers.video import VideoTokenizer
   from videopoet_jax.training import loop
 
@@ -187,18 +209,10 @@ def test_the_sr_trainer_trains_on_world_clips_and_exports_a_stage_that_upscales(
   tokenizer_config = load_config("video_tokenizer", "tiny")  # 8x space: 128 px -> 16x16, 64 -> 8x8
   tokenizer = VideoTokenizer(tokenizer_config.model, rngs=nnx.Rngs(0))
   pretrained.export(str(tmp_path / "video"), nnx.state(tokenizer, nnx.Param), tokenizer_config)
-  text.train([shapes_world.render(i)["caption"] for i in range(50)], str(tmp_path / "text.model"), 64)
-  config = load_config("sr", "tiny")
-  config.model.update(
-    grid=(5, 16, 16), code_bits=tokenizer_config.model.code_bits, text_vocab=64,
-    windows=((1, 16, 2), (1, 2, 16), (5, 2, 2)), cross_window=(5, 2, 2),
-  )  # fmt: skip
-  config.data.update(
-    text_model=str(tmp_path / "text.model"),
-    low_res_tokenizer=str(tmp_path / "video"),
-    high_res_tokenizer=str(tmp_path / "video"),
-    workers=1,
+  config = world_format_config(
+    tmp_path, tokenizer_config.model.code_bits, tmp_path / "video", tmp_path / "video"
   )
+  config.data.workers = 1
   config.train.update(steps=2, batch_size=8, log_every=1, checkpoint_every=2)
   trainer = sr_training.Trainer(config)
   batch = trainer.put_batch(next(trainer.batches(0)))
@@ -245,3 +259,48 @@ def test_rematerialized_blocks_give_the_same_loss_and_gradients():
   (grads, metrics), (remat_grads, remat_metrics) = results
   np.testing.assert_allclose(metrics["loss"], remat_metrics["loss"], rtol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads, remat_grads)
+
+
+def test_content_init_starts_ids_that_draw_alike_alike_and_needs_patch_tables(tmp_path):
+  """`train.video_embedding_init="content"` (the demo stage's, on patch tables): the id embeddings, the
+  low-resolution ids' embeddings and the output head are one projection of the tables' pixels (equal
+  patches -> equal rows; the head is the id embeddings' transpose); factored ids and a tokenizer without
+  per-id pixels are refused."""
+  from videopoet_jax.tokenizers import pretrained
+  from videopoet_jax.tokenizers.video import VideoTokenizer
+  from videopoet_jax.training import patch_table as patch_table_training
+
+  from conftest import load_config
+
+  bits, tables = 8, {}
+  for name, size in (("high", 128), ("low", 64)):  # one clip each: small tables padded with copies
+    table_config = load_config("video_tokenizer", "world_table")
+    table_config.model.code_bits = bits
+    table_config.data.update(num_clips=1, size=size)
+    tables[name] = patch_table_training.build(table_config, str(tmp_path / name))
+  config = world_format_config(tmp_path, bits, tmp_path / "high", tmp_path / "low")
+  config.model.factors = 1
+  config.train.video_embedding_init = "content"
+  params = sr_training.Trainer(config).init().params
+  embedded = {
+    "high": np.asarray(params["id_embeddings"][0]["embedding"].value),
+    "low": np.asarray(params["low_res_embeddings"][0]["embedding"].value),
+  }
+  np.testing.assert_array_equal(np.asarray(params["heads"][0]["kernel"].value), embedded["high"].T)
+  for name, rows in embedded.items():
+    np.testing.assert_allclose(np.std(rows), config.model.width**-0.5, rtol=1e-4)
+    pixels = np.asarray(tables[name].id_pixels())
+    same = [(i, j) for i in range(len(pixels)) for j in range(i) if np.array_equal(pixels[i], pixels[j])]
+    assert same and not np.allclose(rows[0], rows[1])
+    for i, j in same:
+      np.testing.assert_array_equal(rows[i], rows[j])
+  config.model.factors = 2
+  with pytest.raises(ValueError, match="factors=1"):
+    sr_training.Trainer(config).init()
+  config.model.factors = 1
+  cnn_config = load_config("video_tokenizer", "tiny")  # 8x space: 64 px -> 8x8, as the table
+  cnn = VideoTokenizer(cnn_config.model, rngs=nnx.Rngs(0))
+  pretrained.export(str(tmp_path / "cnn"), nnx.state(cnn, nnx.Param), cnn_config)
+  config.data.low_res_tokenizer = str(tmp_path / "cnn")
+  with pytest.raises(ValueError, match="patch table"):
+    sr_training.Trainer(config).init()

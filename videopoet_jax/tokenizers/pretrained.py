@@ -76,15 +76,20 @@ def copy_export(source: str, dest: str, dtype: str | None = None) -> None:
   """Copies the export folder (or workdir export) `source` to `dest`, its floating-point parameters stored
   as `dtype` (e.g. "bfloat16" halves a bundled model's size; `load` casts them back to the architecture's
   parameter dtype). The files beside `params/` (config, manifest, text model, model card) are copied as is;
-  exports nested in it (an LM's `video_tokenizer/`, `audio_tokenizer/`) are copied with their own dtype."""
+  exports nested in it are copied too: tokenizers (an LM's `video_tokenizer/`, `audio_tokenizer/`, an SR
+  stage's `high_res_tokenizer/`) with their own dtype, an LM's SR stage (`sr/`) as `dtype`."""
   source = export_folder(source)
   _read_export_config(source)  # refuses an export of another format
   if os.path.exists(dest):
     shutil.rmtree(dest)
-  nested = [n for n in TOKENIZER_SUBDIRS if os.path.exists(os.path.join(source, n, "config.json"))]
+  nested = {
+    name: dtype if name == SR_SUBDIR else None
+    for name in (*TOKENIZER_SUBDIRS, HIGH_RES_TOKENIZER, SR_SUBDIR)
+    if os.path.exists(os.path.join(source, name, "config.json"))
+  }
   shutil.copytree(source, dest, ignore=lambda folder, names: ["params", *nested] if folder == source else [])
-  for name in nested:
-    copy_export(os.path.join(source, name), os.path.join(dest, name))
+  for name, nested_dtype in nested.items():
+    copy_export(os.path.join(source, name), os.path.join(dest, name), nested_dtype)
   with ocp.StandardCheckpointer() as ckptr:
     params = ckptr.restore(os.path.abspath(os.path.join(source, "params")))
   if dtype is not None:

@@ -26,6 +26,7 @@ from flax import nnx, struct
 
 from videopoet_jax import sharding, tasks
 from videopoet_jax.data import lm_batches, token_shards
+from videopoet_jax.model.content_init import content_embeddings
 from videopoet_jax.model.transformer import VIDEO_POSITION_KEYS, Transformer
 from videopoet_jax.tasks import registry
 from videopoet_jax.tokenizers import pretrained
@@ -178,17 +179,6 @@ def summarize_sums(window: list[dict], prefix: str = "") -> dict[str, float]:
         out[f"{prefix}loss/{name}"] = float(total[f"{kind}_nll"][i] / count)
         out[f"{prefix}accuracy/{name}"] = float(total[f"{kind}_correct"][i] / count)
   return out
-
-
-def content_embeddings(features: jax.Array, width: int, std: float, seed: int = 0) -> jax.Array:
-  """`[K, F]` per-id content (e.g. `PatchTableTokenizer.id_pixels`) -> `[K, width]` embedding rows: the
-  centred features through a fixed Gaussian projection, scaled to `std` per element. Ids that draw alike
-  start alike (a random projection keeps distances), so what the LM learns of one id carries to its
-  neighbours, in the input and through the tied output layer."""
-  centred = features - jnp.mean(features, axis=0)
-  projection = jax.random.normal(jax.random.key(seed), (features.shape[1], width), jnp.float32)
-  rows = centred @ projection
-  return rows * (std / jnp.maximum(jnp.std(rows), 1e-12))
 
 
 class Trainer:

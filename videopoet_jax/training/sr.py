@@ -28,6 +28,7 @@ from flax import nnx, struct
 
 from videopoet_jax.data import media, shapes_world, shapes_world_dataset, token_shards, tokenizer_clips
 from videopoet_jax.model import sr_transformer
+from videopoet_jax.model.content_init import content_embeddings
 from videopoet_jax.tokenizers import pretrained, text
 from videopoet_jax.training import data_parallel, loop, masked_tokens, optimizers
 
@@ -155,7 +156,36 @@ class Trainer(data_parallel.DataParallelTrainer):
 
   def init(self, batch=None) -> TrainState:
     del batch
-    return self.init_sharded(lambda: init_state(self.config)[2])
+    state = self.init_sharded(lambda: init_state(self.config)[2])
+    if self.config.train.video_embedding_init == "content":
+      params = self.with_content_embeddings(state.params)
+      state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
+    return state
+
+  def with_content_embeddings(self, params: nnx.State) -> nnx.State:
+    """`params` with the id embeddings and the output head started from what each id draws
+    (`content_init.content_embeddings` of the tokenizers' `id_pixels`, one projection for both, so a
+    low-resolution id and the high-resolution ids that draw alike start alike): `train.video_embedding_init=
+    "content"`, for patch-table tokenizers and one factor per id."""
+    if self.config.model.factors != 1:
+      raise ValueError(
+        "train.video_embedding_init='content' needs model.factors=1 (a whole id draws a patch)"
+      )
+    width = self.config.model.width
+    for name, tokenizer in (("high_res_tokenizer", self.high_res), ("low_res_tokenizer", self.low_res)):
+      if not hasattr(tokenizer, "id_pixels"):
+        raise ValueError(f"train.video_embedding_init='content' needs data.{name} to be a patch table")
+    high, low = (content_embeddings(t.id_pixels(), width, width**-0.5) for t in (self.high_res, self.low_res))
+    for variable, rows in (
+      (params["id_embeddings"][0]["embedding"], high),
+      (params["low_res_embeddings"][0]["embedding"], low),
+      (params["heads"][0]["kernel"], high.T),
+    ):
+      if variable.value.shape != rows.shape:
+        raise ValueError(f"content rows {rows.shape} do not fit {variable.value.shape}")
+      variable.value = jax.device_put(rows.astype(variable.value.dtype), variable.value.sharding)
+    logging.info("SR id embeddings and head initialized from the tokenizers' patch pixels")
+    return params
 
   def summarize(self, window: list[dict]) -> dict[str, float]:
     return loop.mean_metrics(window)
