@@ -6,9 +6,10 @@
 Each shapes_world clip with a bounce is scored as video_to_audio's training sequence (its video ids, then
 its true audio ids). Level 0's audio frames split into those at a click (from one frame before the bounce's
 audio frame to WINDOW_AFTER after it) and the rest. For each kind: the mean probability of the true id and
-how often it is the most likely id; and per click, the least likely true id in its window (the click's
-onset: the id no hum continues into), as its median over clips. The tokenizer's round trip keeps every
-click (bench/shapes_analysis.py), so a low onset probability is the LM's. Prints one JSON line.
+how often it is the most likely id; and per click, at its onset (the least likely true id in its window:
+the id no hum continues into), the true id's probability and the most likely id's, as medians over clicks.
+The tokenizer's round trip keeps every click (bench/shapes_analysis.py), so a low onset probability is the
+LM's. Prints one JSON line.
 """
 
 import time
@@ -67,9 +68,11 @@ def main(argv):
         at = int(round(bounce * audio_per_video_frame))
         window = slice(max(0, at - 1), at + WINDOW_AFTER + 1)
         near[window] = True
-        onsets.append(p_true[window].min())
+        onset = window.start + int(np.argmin(p_true[window]))
+        onsets.append((p_true[onset], probs[row, p - 1 + onset].max()))
       at_click += list(zip(p_true[near], top1[near], strict=True))
       elsewhere += list(zip(p_true[~near], top1[~near], strict=True))
+  onsets = np.asarray(onsets, np.float64)  # [clicks, (p of the true id, p of the most likely id)]
   summary = lambda v: dict(
     zip(("p_true", "top1"), np.mean(np.asarray(v, np.float64), 0).round(3).tolist(), strict=True), n=len(v)
   )
@@ -79,8 +82,10 @@ def main(argv):
       "split": FLAGS.split,
       "at_click": summary(at_click),
       "elsewhere": summary(elsewhere),
-      "onset_p_true_median": round(float(np.median(onsets)), 4),
-      "onsets_above_0.1": round(float(np.mean(np.asarray(onsets) > 0.1)), 3),
+      "onset_p_true_median": round(float(np.median(onsets[:, 0])), 4),
+      "onsets_above_0.1": round(float(np.mean(onsets[:, 0] > 0.1)), 3),
+      # How sure the LM is of the id it prefers there (near 1: it expects no click at all).
+      "onset_p_top_median": round(float(np.median(onsets[:, 1])), 3),
       "seconds": round(time.time() - start, 1),
     },
     FLAGS.out,
