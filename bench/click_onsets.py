@@ -4,12 +4,11 @@
       [--out=bench/click_onsets.json]
 
 Each shapes_world clip with a bounce is scored as video_to_audio's training sequence (its video ids, then
-its true audio ids). Level 0's audio frames split into those at a click (from one frame before the bounce's
-audio frame to WINDOW_AFTER after it) and the rest. For each kind: the mean probability of the true id and
-how often it is the most likely id; and per click, at its onset (the least likely true id in its window:
-the id no hum continues into), the true id's probability and the most likely id's, as medians over clicks.
-The tokenizer's round trip keeps every click (bench/shapes_analysis.py), so a low onset probability is the
-LM's. Prints one JSON line.
+its true audio ids). Level 0's audio frames split into those at a click (`shapes_world.click_windows`) and
+the rest. For each kind: the mean probability of the true id and how often it is the most likely id; and
+per click, at its onset (the least likely true id in its window: the id no hum continues into), the true
+id's probability and the most likely id's, as medians over clicks. The tokenizer's round trip keeps every
+click (bench/shapes_analysis.py), so a low onset probability is the LM's. Prints one JSON line.
 """
 
 import time
@@ -20,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from videopoet_jax.data import shapes_world as world
 from videopoet_jax.decoding.generator import Generator
 from videopoet_jax.eval import lm_tasks
 from videopoet_jax.training.progress import quiet_unless_verbose
@@ -30,9 +30,6 @@ flags.DEFINE_enum("split", "validation", ["validation", "test"], "Which seeds.")
 flags.DEFINE_integer("batch_size", 8, "Sequences per forward pass.")
 flags.DEFINE_string("out", "bench/click_onsets.json", "Where the JSON line is also written.")
 FLAGS = flags.FLAGS
-
-# A click's window of level-0 audio frames: from one before the bounce's frame to this many after it.
-WINDOW_AFTER = 4
 
 
 def main(argv):
@@ -49,7 +46,6 @@ def main(argv):
   videos = bench_common.batched(gen.encode_video, np.stack([e["video"] for e in examples]), FLAGS.batch_size)
   audios = bench_common.batched(gen.encode_audio, np.stack([e["audio"] for e in examples]), FLAGS.batch_size)
   frames = audios.shape[-1]
-  audio_per_video_frame = frames / gen.frames  # level-0 audio frames per video frame
   at_click, elsewhere, onsets = [], [], []
   for i in range(0, len(examples), FLAGS.batch_size):
     rows = range(i, min(i + FLAGS.batch_size, len(examples)))
@@ -64,9 +60,7 @@ def main(argv):
       p_true = probs[row, p - 1 : p - 1 + frames][np.arange(frames), truth]
       top1 = probs[row, p - 1 : p - 1 + frames].argmax(-1) == truth
       near = np.zeros(frames, bool)
-      for bounce in examples[r]["bounce_frames"]:
-        at = int(round(bounce * audio_per_video_frame))
-        window = slice(max(0, at - 1), at + WINDOW_AFTER + 1)
+      for window in world.click_windows(examples[r]["bounce_frames"], frames, gen.frames):
         near[window] = True
         onset = window.start + int(np.argmin(p_true[window]))
         onsets.append((p_true[onset], probs[row, p - 1 + onset].max()))

@@ -227,6 +227,10 @@ def get_config(arg=None):
   # "content": the video ids' embedding rows start as a projection of what each id draws (a patch table
   # tokenizer's pixels; similar patches, similar rows), after any warm start. "": the plain init.
   config.train.video_embedding_init = ""
+  # Loss weight of the audio ids at shapes_world's bounce clicks (their frames at every level, from the
+  # records' `bounce_frames`; 1: every id alike): the LM never starts a click (README, "Where the clicks
+  # fail").
+  config.train.click_loss_weight = 1.0
   # EMA of the exported weights (0: export the trained weights).
   config.train.ema_decay = 0.0
   config.train.log_every = 25

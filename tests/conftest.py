@@ -68,6 +68,10 @@ def small_model_config(vocab_size=50, tied=False):
   )
 
 
+# Video frames of the tiny LM's clips (9 frames -> 3 latent frames).
+TINY_CLIP_FRAMES = 9
+
+
 def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
   """Synthetic token shards (train, validation) in the tiny LM config's format, as encode.py writes them:
   random video / audio / text (caption and next_text) / conditioning ids, and a manifest with the
@@ -99,6 +103,8 @@ def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
         "next_text": rng.integers(
           2, config.vocab.text_size, rng.integers(1, config.layout.text_budget + 2)
         ).astype(np.int32),
+        # As shapes_world's: every other clip bounces at its middle frame.
+        "attributes": {"bounce_frames": [TINY_CLIP_FRAMES // 2] if i % 2 else []},
       }
       for i in range(count)
     ]
@@ -109,6 +115,7 @@ def write_tiny_token_shards(out, config, examples=(16, 8), seed=0):
     str(out),
     {
       "streams": list(stream_encoding.STREAMS),
+      "clip": {"frames": TINY_CLIP_FRAMES},
       "video_tokenizer": {"code_bits": config.vocab.video_bits, "latent_shape": list(latent)},
       "audio_tokenizer": {
         "config": {"levels": config.layout.audio_levels, "codebook_size": config.vocab.audio_codebook_size}

@@ -398,3 +398,36 @@ def test_content_init_gives_video_ids_that_draw_alike_embeddings_alike(
   token_shards.write_manifest(tokens_dir, manifest)
   with pytest.raises(ValueError, match="needs a video tokenizer that draws each id alone"):
     lm.Trainer(config, data=False).init()
+
+
+def test_the_click_loss_weight_weighs_the_loss_and_not_the_metrics(tiny_lm_config):
+  """`train.click_loss_weight`: the batches carry `loss_weight` (a bounce click's audio ids weighted up, at
+  every level), the loss is the weighted mean of the token losses, and the per-task metrics are the plain
+  ones; at 1 the batches carry no weights."""
+  assert lm.Trainer(tiny_lm_config).batches.batch(0).loss_weight is None
+  config = ml_collections.ConfigDict(tiny_lm_config.to_dict())
+  config.train.click_loss_weight = 20.0
+  trainer = lm.Trainer(config)
+  for step in range(60):
+    batch = trainer.batches.batch(step)
+    if (batch.loss_weight > 1).any():
+      break
+  else:
+    pytest.fail("no batch had a click in 60 steps")
+  audio = trainer.vocab.modality(batch.tokens) == list(trainer.vocab.ranges()).index("audio")
+  assert ((batch.loss_weight > 1) <= (audio & batch.loss_mask)).all()  # only output audio ids
+  np.testing.assert_array_equal(
+    batch.loss_weight[batch.loss_weight <= 1], batch.loss_mask[batch.loss_weight <= 1]
+  )
+  params = trainer.init().params
+  rows = trainer.put_batch(batch)
+  loss, sums = lm.loss_and_sums(params, trainer.graphdef, rows, trainer.vocab)
+  plain = {k: v for k, v in rows.items() if k != "loss_weight"}
+  plain_loss, plain_sums = lm.loss_and_sums(params, trainer.graphdef, plain, trainer.vocab)
+  _assert_trees_close(sums, plain_sums, rtol=1e-6, atol=1e-6)
+  nll, _ = nnx.merge(trainer.graphdef, params).token_losses(
+    rows["tokens"], rows["prefix_length"], rows.get("text_embedding"), rows.get("text_slots")
+  )
+  weights = batch.loss_weight[:, 1:]
+  assert float(loss) == pytest.approx(float((np.asarray(nll) * weights).sum() / weights.sum()), rel=1e-5)
+  assert float(loss) != pytest.approx(float(plain_loss), rel=1e-3)

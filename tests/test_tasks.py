@@ -228,3 +228,30 @@ def test_continuation_reads_the_next_caption_or_the_caption_embedding():
   embedded["text_embedding"] = np.zeros((2, 5), np.float32)
   seq = sequence.build(task, embedded, VOCAB, LAYOUT)
   assert list(seq.text_slots[seq.text_slots >= 0]) == [0, 1]
+
+
+def test_click_weights_cover_each_click_at_every_level_and_end_in_the_sequence():
+  """`lm_batches.click_weights`: a bounce's audio frames (`shapes_world.click_windows`, which hold the
+  world's own click) weigh `weight` at every level of an audio output, 1 elsewhere and on video outputs;
+  `sequence.build` puts them at the output ids (prefix 0, end tokens 1) and refuses a wrong count."""
+  from videopoet_jax.data import lm_batches, shapes_world
+
+  frames, bounce, hop = 17, 8, 320  # the world's clip and the demo codec's hop (106 frames of 2.125 s)
+  (window,) = shapes_world.click_windows([bounce], 106, frames)
+  assert window.start <= shapes_world.click_start(bounce) // hop < window.stop <= window.start + 6
+  task, record = registry.get("video_to_audio"), {**_record(3), "attributes": {"bounce_frames": [4]}}
+  weights = lm_batches.click_weights(task, record, LAYOUT, 20.0, 9)
+  per_level = weights.reshape(LAYOUT.audio_levels, LAYOUT.audio_frames)
+  (window,) = shapes_world.click_windows([4], LAYOUT.audio_frames, 9)
+  expected = np.ones(LAYOUT.audio_frames, np.float32)
+  expected[window] = 20.0
+  assert 0 < window.stop - window.start < LAYOUT.audio_frames
+  np.testing.assert_array_equal(per_level, np.broadcast_to(expected, per_level.shape))
+  assert (lm_batches.click_weights(registry.get("text_to_video"), record, LAYOUT, 20.0, 9) == 1).all()
+  assert (lm_batches.click_weights(task, _record(3), LAYOUT, 20.0, 9) == 1).all()  # no bounce
+  seq = sequence.build(task, record, VOCAB, LAYOUT, output_weights=weights)
+  outputs = seq.loss_weight[seq.loss_mask]
+  np.testing.assert_array_equal(outputs[: len(weights)], weights)
+  assert (outputs[len(weights) :] == 1).all() and (seq.loss_weight[~seq.loss_mask] == 0).all()
+  with pytest.raises(ValueError, match="output weights"):
+    sequence.build(task, record, VOCAB, LAYOUT, output_weights=weights[:-1])

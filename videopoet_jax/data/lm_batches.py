@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 import jax
 import ml_collections
+import numpy as np
 
 from videopoet_jax import tasks
-from videopoet_jax.data import token_pipeline, token_shards
+from videopoet_jax.data import shapes_world, token_pipeline, token_shards
 from videopoet_jax.tasks import mixture as mixture_lib
 from videopoet_jax.tasks import registry, sequence
 
@@ -65,6 +66,19 @@ def even_process_rows(rows: int) -> slice:
   return slice(jax.process_index() * share, (jax.process_index() + 1) * share)
 
 
+def click_weights(task, example: dict, layout: sequence.Layout, weight: float, frames: int) -> np.ndarray:
+  """`[part_length(task.output)]` loss weights of `task`'s output ids on `example`: `weight` at every audio
+  level's frames of each bounce click (`shapes_world.click_windows` of the example's `bounce_frames`, clips
+  of `frames` video frames), 1 elsewhere (every id of a video output)."""
+  weights = np.ones(layout.part_length(task.output), np.float32)
+  bounces = example.get("attributes", {}).get("bounce_frames", [])
+  if task.output.modality == "audio" and bounces:
+    per_level = weights.reshape(layout.audio_levels, layout.audio_frames)  # level-major, as the ids
+    for window in shapes_world.click_windows(bounces, layout.audio_frames, frames):
+      per_level[:, window] = weight
+  return weights
+
+
 class TaskBatches:
   """`batch(step)` -> this process's rows of step's `sequence.Batch`; `iterator` is the GlobalOrder read.
 
@@ -87,6 +101,9 @@ class TaskBatches:
       config.mixture, self.layout, config.train.batch_size, data_parallel, config.train.steps, config.seed
     )
     self.process_rows = process_rows
+    # The bounce clicks' audio ids weighted up in the loss (`train.click_loss_weight`; 1: every id alike).
+    self.click_weight = config.train.click_loss_weight
+    self.clip_frames = manifest["clip"]["frames"] if self.click_weight != 1.0 else None
     self.iterator = token_pipeline.token_order(
       tokens_dir, config.data.train_split, config.seed, config.data.read_threads
     )
@@ -107,7 +124,10 @@ class TaskBatches:
     self.iterator.advance(draw.group.batch_size)
     sequences, task_ids = [], []
     for name, drop, example in zip(draw.tasks[mine], draw.drops[mine], examples, strict=True):
-      sequences.append(sequence.build(registry.TASKS[name], example, self.vocab, self.layout, drop))
+      task, weights = registry.TASKS[name], None
+      if self.click_weight != 1.0:
+        weights = click_weights(task, example, self.layout, self.click_weight, self.clip_frames)
+      sequences.append(sequence.build(task, example, self.vocab, self.layout, drop, weights))
       task_ids.append(registry.TASK_NAMES.index(name))
     return sequence.collate(sequences, task_ids, draw.group.length, self.vocab, self.layout)
 

@@ -56,6 +56,8 @@ HUM_AMPLITUDE = 0.3
 FADE_SECONDS = 0.010
 CLICK_AMPLITUDE = 0.5
 CLICK_SECONDS = 0.010
+# Audio id frames after a bounce's own that `click_windows` counts as its click's.
+CLICK_FRAMES_AFTER = 4
 # Attribute names an object has (the background is shared by all objects of a clip).
 OBJECT_ATTRIBUTES = ("shape", "size", "color", "direction")
 ATTRIBUTE_VALUES = {
@@ -222,6 +224,18 @@ def simulate(rng, attrs: Attributes, turn_rng=None) -> tuple[np.ndarray, np.ndar
 def click_start(frame: int) -> int:
   """First audio sample of the click of a bounce at video frame `frame`."""
   return int(round(frame / FPS * SAMPLE_RATE))
+
+
+def click_windows(bounce_frames, audio_frames: int, frames: int = FRAMES) -> list[slice]:
+  """Each bounce click's audio id frames, for audio tokenized into `audio_frames` frames per clip of `frames`
+  video frames: from one frame before the bounce's own to CLICK_FRAMES_AFTER after it (the codec's frames
+  that hear the click)."""
+  per_video_frame = audio_frames / frames
+  windows = []
+  for bounce in bounce_frames:
+    at = int(round(bounce * per_video_frame))
+    windows.append(slice(max(0, at - 1), min(audio_frames, at + CLICK_FRAMES_AFTER + 1)))
+  return windows
 
 
 def render_audio(rng, colors: str | list[str], bounces: list[int]) -> np.ndarray:

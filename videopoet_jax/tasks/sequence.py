@@ -88,6 +88,8 @@ class Sequence:
   segment_ids: np.ndarray  # int32: STRUCTURE_SEGMENT or 1 + part index (inputs, then output)
   text_slots: np.ndarray  # int32: row of the example's text embedding at this position, or NO_SLOT
   text_embedding: np.ndarray | None = None  # [L, D] float32 when the text part is an external embedding
+  # float32: each position's weight in the training loss (None: the loss mask's)
+  loss_weight: np.ndarray | None = None
 
 
 def output_length(task: Task, layout: Layout) -> int:
@@ -161,12 +163,26 @@ def build_prefix(
 
 
 def build(
-  task: Task, record: dict, vocab: Vocabulary, layout: Layout, drop: tuple[str, ...] = ()
+  task: Task,
+  record: dict,
+  vocab: Vocabulary,
+  layout: Layout,
+  drop: tuple[str, ...] = (),
+  output_weights: np.ndarray | None = None,
 ) -> Sequence:
   """The training sequence of `task` on `record`: `build_prefix`, then the output ids (and, when the task
-  is closed, its end token and <eos>), which the loss mask covers."""
+  is closed, its end token and <eos>), which the loss mask covers. `output_weights` (`[part_length(output)]`
+  float32) weigh the output ids in the training loss (`loss_weight`; the end tokens weigh 1)."""
   prefix = build_prefix(task, record, vocab, layout, drop)
   output = _part_ids(task.output, record, vocab, layout)[0]
+  loss_weight = None
+  if output_weights is not None:
+    if len(output_weights) != len(output):
+      raise ValueError(f"{len(output_weights)} output weights for {len(output)} output ids of {task.name}")
+    ends = 2 if task.closed else 0
+    loss_weight = np.concatenate([np.zeros(prefix.prefix_length), output_weights, np.ones(ends)]).astype(
+      np.float32
+    )
   if task.closed:
     end = BOUNDARIES[(task.output.modality, True)][1]
     output = np.concatenate([output, [vocab.special(end), vocab.special("<eos>")]]).astype(np.int32)
@@ -179,6 +195,7 @@ def build(
     segment_ids=np.concatenate([prefix.segment_ids, structure]),
     text_slots=np.concatenate([prefix.text_slots, np.full(len(output), NO_SLOT, np.int32)]),
     text_embedding=prefix.text_embedding,
+    loss_weight=loss_weight,
   )
 
 
@@ -274,6 +291,8 @@ class Batch:
   text_slots: np.ndarray  # int32
   task_ids: np.ndarray  # [B] int32: index in registry.TASK_NAMES
   text_embedding: np.ndarray | None  # [B, text_budget, D] float32 or None
+  # float32 weights of the training loss, where any sequence has its own (the others' are their masks)
+  loss_weight: np.ndarray | None = None
 
   def as_dict(self) -> dict[str, np.ndarray]:
     return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -304,6 +323,12 @@ def collate(
     )
     if seq.text_embedding is not None:
       embedding[i, : len(seq.text_embedding)] = seq.text_embedding
+  loss_weight = None
+  if any(s.loss_weight is not None for s in sequences):
+    loss_weight = loss_mask.astype(np.float32)
+    for i, seq in enumerate(sequences):
+      if seq.loss_weight is not None:
+        loss_weight[i, : len(seq.loss_weight)] = seq.loss_weight
   return Batch(
     tokens=tokens,
     loss_mask=loss_mask,
@@ -312,4 +337,5 @@ def collate(
     text_slots=slots,
     task_ids=np.asarray(task_ids, np.int32),
     text_embedding=embedding,
+    loss_weight=loss_weight,
   )

@@ -77,6 +77,12 @@ def target_modalities(targets: jax.Array, vocab) -> jax.Array:
   return jnp.where(video, 1, jnp.where(audio, 2, 0))
 
 
+def loss_weights(batch: dict) -> jax.Array:
+  """`[B, S - 1]` float32 weight of each next-token loss: the batch's `loss_weight` where it has one (the
+  clicks weighted up: `train.click_loss_weight`), else its loss mask. The metrics count with the mask."""
+  return batch.get("loss_weight", batch["loss_mask"])[:, 1:].astype(jnp.float32)
+
+
 def loss_and_sums(
   params, graphdef, batch: dict, vocab, loss_tokens=None, loss_spans=()
 ) -> tuple[jax.Array, dict]:
@@ -92,14 +98,15 @@ def loss_and_sums(
     batch.get("text_slots"),
     loss_positions=dict(loss_spans).get(batch["tokens"].shape[1]),
   )
-  weights = batch["loss_mask"][:, 1:].astype(jnp.float32)
+  weights = loss_weights(batch)
   tokens = weights.sum() if loss_tokens is None else loss_tokens
   loss = (nll * weights).sum() / jnp.maximum(tokens, 1.0)
+  mask = batch["loss_mask"][:, 1:].astype(jnp.float32)  # the metrics count every output token alike
   by_task = jax.nn.one_hot(batch["task_ids"], len(registry.TASK_NAMES))  # [B, T]
   by_modality = jax.nn.one_hot(target_modalities(batch["tokens"][:, 1:], vocab), len(OUTPUT_MODALITIES))
   sums = {}
   for name, values in (("nll", nll), ("correct", correct), ("tokens", jnp.ones_like(nll))):
-    weighted = values * weights
+    weighted = values * mask
     sums[f"task_{name}"] = jnp.einsum("bs,bt->t", weighted, by_task)
     sums[f"modality_{name}"] = jnp.einsum("bs,bsm->m", weighted, by_modality)
   sums["padding"] = jnp.mean((batch["tokens"] == vocab.special("<pad>")).astype(jnp.float32))
@@ -112,7 +119,7 @@ def accumulated_loss_and_grads(params, graphdef, batch: dict, vocab, microbatche
   rounding. The rows of `batch` must divide by `microbatches`."""
   if microbatches == 1:
     return jax.value_and_grad(loss_and_sums, has_aux=True)(params, graphdef, batch, vocab, None, loss_spans)
-  tokens = batch["loss_mask"][:, 1:].astype(jnp.float32).sum()
+  tokens = loss_weights(batch).sum()
   micro_loss = lambda p, micro: loss_and_sums(p, graphdef, micro, vocab, tokens, loss_spans)
   grad_fn = lambda micro: jax.value_and_grad(micro_loss, has_aux=True)(params, micro)
   # Microbatch j takes rows j, j + m, j + 2m, ...: each device's rows spread over every microbatch.
