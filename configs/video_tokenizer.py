@@ -21,6 +21,8 @@ Variants:
             discriminator near chance; an L1-only decoder run (400 steps) left the shape ceiling at 0.34.
   world_table -- the bundled model's video tokenizer: each id a row of a table of the world's
             most frequent patches (no neural network), built from 3,000 training clips.
+  world128 -- the super-resolution stage's high-resolution tokenizer: the same kind of table, of
+            shapes_world rendered at 128 pixels (17x128x128 -> 5x16x16 ids), from 1,500 clips.
   world_edges -- an experiment, not shipped: the bundled LM's world tokenizer fine-tuned whole (every id
             changes) with an edge loss and an MLP per output patch, to give outlines ids of their own.
             Stopped at step 1,000 of 3,000 (0.78 s a step) with no sign of it (`bench/id_table.py
